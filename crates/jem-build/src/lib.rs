@@ -1,0 +1,53 @@
+//! Build-script helper shared by every jem crate that links libtorch.
+//!
+//! Cargo only applies `rustc-link-arg` to the targets of the package whose
+//! build script printed it, so each crate that links libtorch calls
+//! [`link_libtorch`] from its own `build.rs`. It reads the libtorch location
+//! that `torch-sys` publishes (`DEP_TCH_LIBTORCH_LIB`, which requires a direct
+//! `torch-sys` dependency) and:
+//!
+//! * embeds that directory as an rpath, so binaries, tests and examples find
+//!   `libtorch*.so` without `LD_LIBRARY_PATH`;
+//! * when the libtorch install is marked as CUDA-capable (a `jem-cuda` file
+//!   next to `lib/`, written by `cargo xtask setup` on a machine with a GPU),
+//!   forces `libtorch_cuda.so` into the binary's `DT_NEEDED` list. Without it
+//!   the linker's `--as-needed` rule drops the library (no symbol of it is
+//!   referenced directly) and libtorch silently reports no CUDA device.
+
+use std::path::{Path, PathBuf};
+
+/// Name of the marker file, next to libtorch's `lib/` directory, that says
+/// the install carries the CUDA runtime libraries.
+pub const CUDA_MARKER: &str = "jem-cuda";
+
+/// Emit the link arguments described in the crate docs. Call it from `build.rs`.
+pub fn link_libtorch() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else {
+        println!(
+            "cargo:warning=DEP_TCH_LIBTORCH_LIB is not set: add a direct `torch-sys` dependency \
+             so the libtorch rpath can be embedded"
+        );
+        return;
+    };
+    // Canonicalise: libtorch's own RPATH is `$ORIGIN/../../nvidia/...`, and
+    // `$ORIGIN` is taken from the path the loader used, so it must be the real
+    // directory, not a symlink into `target/`.
+    let lib = PathBuf::from(lib);
+    let lib = std::fs::canonicalize(&lib).unwrap_or(lib);
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if let Some(root) = lib.parent() {
+        let marker = root.join(CUDA_MARKER);
+        println!("cargo:rerun-if-changed={}", marker.display());
+        if has_cuda(root) {
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+            println!("cargo:rustc-link-arg=-ltorch_cuda");
+            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        }
+    }
+}
+
+/// True when the libtorch install at `root` was provisioned with CUDA libraries.
+pub fn has_cuda(root: &Path) -> bool {
+    root.join(CUDA_MARKER).is_file() && root.join("lib").join("libtorch_cuda.so").is_file()
+}

@@ -1,0 +1,54 @@
+//! Make sure the real data the cpu preset and tests use is present.
+//!
+//! Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package, which puts
+//! the four IDX files in `/usr/share/datasets/fashion-mnist`.
+
+use crate::util::{has_program, is_root, run_checked};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const FASHION_MNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+fn has_fashion_mnist(dir: &Path) -> bool {
+    FASHION_MNIST_FILES.iter().all(|f| {
+        dir.join(f).is_file() || dir.join(f.trim_end_matches(".gz")).is_file()
+    })
+}
+
+/// Return the Fashion-MNIST directory, installing Debian's package when possible.
+pub fn ensure_fashion_mnist() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("JEM_DATA_DIR") {
+        let dir = PathBuf::from(dir).join("fashion-mnist");
+        if has_fashion_mnist(&dir) {
+            return Ok(dir);
+        }
+    }
+    let debian = PathBuf::from(DEBIAN_DIR);
+    if has_fashion_mnist(&debian) {
+        return Ok(debian);
+    }
+    if is_root() && has_program("apt-get") {
+        eprintln!("installing Fashion-MNIST from Debian's dataset-fashion-mnist package");
+        run_checked(Command::new("apt-get").args(["update", "-qq"]))?;
+        run_checked(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-qq", "dataset-fashion-mnist"]),
+        )?;
+        if has_fashion_mnist(&debian) {
+            return Ok(debian);
+        }
+    }
+    bail!(
+        "Fashion-MNIST not found. Install Debian's package (`sudo apt-get install dataset-fashion-mnist`, \
+         which fills {DEBIAN_DIR}), or put {} (gzipped or not) in $JEM_DATA_DIR/fashion-mnist",
+        FASHION_MNIST_FILES.join(", ")
+    )
+}

@@ -1,0 +1,37 @@
+//! `cargo xtask setup`: everything a fresh machine needs before building jem.
+
+use crate::{dataset, libtorch};
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct SetupArgs {
+    /// Skip the Fashion-MNIST check/install.
+    #[arg(long)]
+    pub no_data: bool,
+}
+
+pub struct Provisioned {
+    pub libtorch: PathBuf,
+    pub fashion_mnist: Option<PathBuf>,
+}
+
+pub fn run(args: &SetupArgs) -> Result<Provisioned> {
+    let started = std::time::Instant::now();
+    let torch = libtorch::ensure()?;
+    eprintln!(
+        "libtorch {}: {} ({})",
+        libtorch::TORCH_VERSION,
+        torch.dir.display(),
+        if torch.cuda { "with CUDA" } else { "CPU only" }
+    );
+    let fashion_mnist = if args.no_data {
+        None
+    } else {
+        let dir = dataset::ensure_fashion_mnist()?;
+        eprintln!("Fashion-MNIST: {}", dir.display());
+        Some(dir)
+    };
+    eprintln!("set-up done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(Provisioned { libtorch: torch.dir, fashion_mnist })
+}

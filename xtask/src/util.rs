@@ -1,0 +1,51 @@
+//! Small helpers shared by the xtask commands.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Root of the workspace (the parent of the xtask crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Run a command, echoing it first, and fail with its exit status.
+pub fn run_checked(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{}`", describe(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed with {status}", describe(cmd));
+    }
+    Ok(())
+}
+
+/// True when `program` can be started (looked up on PATH).
+pub fn has_program(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Human-readable form of a command line.
+pub fn describe(cmd: &Command) -> String {
+    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&arg.to_string_lossy());
+    }
+    out
+}
+
+/// True when this process runs as root (so `apt-get install` can work).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
