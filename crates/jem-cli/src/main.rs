@@ -1,1 +1,47 @@
-fn main() {}
+//! `jem`: the command line over the jem crates.
+
+mod device;
+mod info;
+mod memory;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "jem", version, about = "Joint Energy-based Models: train, evaluate, sample, attack")]
+struct Cli {
+    /// Where tensors live: `cpu`, `cuda` or `cuda:N`. `cuda` without a GPU is an error.
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    /// Number of intra-op CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long, global = true)]
+    threads: Option<i32>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the libtorch build, the devices it sees and the chosen device.
+    Info(info::InfoArgs),
+}
+
+fn main() -> Result<()> {
+    memory::tune_allocator();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JEM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        anyhow::ensure!(threads >= 1, "--threads must be at least 1, got {threads}");
+        tch::set_num_threads(threads);
+    }
+    let device = device::parse_device(&cli.device)?;
+    match cli.command {
+        Command::Info(args) => info::run(&args, device),
+    }
+}

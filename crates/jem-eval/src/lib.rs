@@ -1,1 +1,27 @@
 #![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod calibration;
+pub mod classification;
+pub mod error;
+pub mod frechet;
+pub mod inception;
+pub mod ood;
+pub mod probs;
+
+pub use calibration::{
+    bin_index, ece, reliability_diagram, reliability_from_confidences, ReliabilityBin,
+    ReliabilityDiagram, PAPER_NUM_BINS,
+};
+pub use classification::{
+    accuracy, classification_metrics, nll, ClassificationMetrics, NLL_PROB_FLOOR,
+};
+pub use error::{EvalError, Result};
+pub use frechet::{frechet_distance, frechet_distance_from_stats, FeatureStats};
+pub use inception::{inception_score, InceptionScore, DEFAULT_SPLITS};
+pub use ood::{
+    aupr, auroc, auroc_bootstrap, fpr_at_95_tpr, fpr_at_tpr, ood_metrics, BootstrapConfig,
+    BootstrapInterval, OodMetrics,
+};
+pub use probs::{Probs, Real, ROW_SUM_TOLERANCE};

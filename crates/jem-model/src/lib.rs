@@ -1,1 +1,14 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod energy;
+pub mod error;
+pub mod io;
+pub mod wrn;
+
+pub use config::{Norm, WrnConfig};
+pub use energy::JointEnergyModel;
+pub use error::{ModelError, Result};
+pub use io::{load_safetensors, save_safetensors};
+pub use wrn::{parameter_count, variable_shapes, WideResNet};

@@ -1,0 +1,248 @@
+//! CIFAR-10 and CIFAR-100 "binary version" batches.
+//!
+//! CIFAR-10 (`cifar-10-batches-bin/data_batch_{1..5}.bin`, `test_batch.bin`):
+//! records of 1 label byte followed by 3072 pixel bytes. CIFAR-100
+//! (`cifar-100-binary/train.bin`, `test.bin`): records of a coarse label byte,
+//! a fine label byte, then 3072 pixel bytes. In both, the pixels are three
+//! 32x32 row-major planes in the order red, green, blue — already CHW, so a
+//! record's pixel bytes are copied as they are.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::bytes::read_file;
+use crate::dataset::RawImages;
+use crate::error::{DataError, Result};
+
+pub const CIFAR_SIDE: usize = 32;
+pub const CIFAR_PIXELS: usize = 3 * CIFAR_SIDE * CIFAR_SIDE;
+pub const CIFAR10_CLASSES: usize = 10;
+pub const CIFAR100_FINE_CLASSES: usize = 100;
+pub const CIFAR100_COARSE_CLASSES: usize = 20;
+
+/// CIFAR-10 training batch file names, in the order they are concatenated.
+pub const CIFAR10_TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
+pub const CIFAR10_TEST_FILE: &str = "test_batch.bin";
+pub const CIFAR100_TRAIN_FILE: &str = "train.bin";
+pub const CIFAR100_TEST_FILE: &str = "test.bin";
+
+/// Which of CIFAR-100's two labels to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cifar100Labels {
+    /// The 20 super-classes (first label byte).
+    Coarse,
+    /// The 100 classes (second label byte); what the JEM paper reports.
+    #[default]
+    Fine,
+}
+
+impl Cifar100Labels {
+    pub fn num_classes(self) -> usize {
+        match self {
+            Cifar100Labels::Coarse => CIFAR100_COARSE_CLASSES,
+            Cifar100Labels::Fine => CIFAR100_FINE_CLASSES,
+        }
+    }
+}
+
+/// Parses records of `label_bytes` label bytes plus 3072 pixels, taking the
+/// label at `label_index` and checking it against `num_classes`.
+fn parse_records(
+    bytes: &[u8],
+    path: &Path,
+    label_bytes: usize,
+    label_index: usize,
+    num_classes: usize,
+) -> Result<RawImages> {
+    let record = label_bytes + CIFAR_PIXELS;
+    if bytes.is_empty() || bytes.len() % record != 0 {
+        return Err(DataError::format(
+            path,
+            format!(
+                "size {} bytes is not a positive multiple of the {record}-byte record",
+                bytes.len()
+            ),
+        ));
+    }
+    let count = bytes.len() / record;
+    let mut pixels = Vec::with_capacity(count * CIFAR_PIXELS);
+    let mut labels = Vec::with_capacity(count);
+    for (i, rec) in bytes.chunks_exact(record).enumerate() {
+        let (head, image) = rec.split_at(label_bytes);
+        let label = head.get(label_index).copied().unwrap_or(u8::MAX);
+        if usize::from(label) >= num_classes {
+            return Err(DataError::format(
+                path,
+                format!("record {i}: label {label} is outside 0..{num_classes}"),
+            ));
+        }
+        labels.push(i64::from(label));
+        pixels.extend_from_slice(image);
+    }
+    Ok(RawImages {
+        pixels,
+        labels,
+        channels: 3,
+        height: CIFAR_SIDE,
+        width: CIFAR_SIDE,
+    })
+}
+
+/// Parses the bytes of one CIFAR-10 binary batch.
+pub fn parse_cifar10_batch(bytes: &[u8], path: &Path) -> Result<RawImages> {
+    parse_records(bytes, path, 1, 0, CIFAR10_CLASSES)
+}
+
+/// Parses the bytes of a CIFAR-100 binary file with the chosen labels.
+pub fn parse_cifar100(bytes: &[u8], path: &Path, labels: Cifar100Labels) -> Result<RawImages> {
+    let index = match labels {
+        Cifar100Labels::Coarse => 0,
+        Cifar100Labels::Fine => 1,
+    };
+    parse_records(bytes, path, 2, index, labels.num_classes())
+}
+
+/// Loads CIFAR-10 from `dir` (the `cifar-10-batches-bin` directory): the
+/// five training batches concatenated in order, or the test batch.
+pub fn load_cifar10(dir: &Path, train: bool) -> Result<RawImages> {
+    let start = Instant::now();
+    let names: Vec<&str> = if train {
+        CIFAR10_TRAIN_FILES.to_vec()
+    } else {
+        vec![CIFAR10_TEST_FILE]
+    };
+    let mut parts = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(name);
+        parts.push(parse_cifar10_batch(&read_file(&path)?, &path)?);
+    }
+    let raw = RawImages::concat(parts)?;
+    tracing::info!(
+        dir = %dir.display(),
+        train,
+        count = raw.len(),
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "loaded CIFAR-10"
+    );
+    Ok(raw)
+}
+
+/// Loads CIFAR-100 from `dir` (the `cifar-100-binary` directory).
+pub fn load_cifar100(dir: &Path, train: bool, labels: Cifar100Labels) -> Result<RawImages> {
+    let start = Instant::now();
+    let path = dir.join(if train {
+        CIFAR100_TRAIN_FILE
+    } else {
+        CIFAR100_TEST_FILE
+    });
+    let raw = parse_cifar100(&read_file(&path)?, &path, labels)?;
+    tracing::info!(
+        path = %path.display(),
+        count = raw.len(),
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "loaded CIFAR-100"
+    );
+    Ok(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A record whose R plane is all `r`, G plane `g`, B plane `b`, except the
+    /// pixel at row 2, column 5 of the green plane, which is 200.
+    fn record(labels: &[u8], r: u8, g: u8, b: u8) -> Vec<u8> {
+        let mut rec = labels.to_vec();
+        let plane = CIFAR_SIDE * CIFAR_SIDE;
+        rec.extend(std::iter::repeat_n(r, plane));
+        let mut green = vec![g; plane];
+        green[2 * CIFAR_SIDE + 5] = 200;
+        rec.extend(green);
+        rec.extend(std::iter::repeat_n(b, plane));
+        rec
+    }
+
+    #[test]
+    fn cifar10_planes_are_rgb_and_labels_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut train_bytes = Vec::new();
+        for (i, name) in CIFAR10_TRAIN_FILES.iter().enumerate() {
+            let bytes = record(&[i as u8], 10 + i as u8, 20, 30);
+            train_bytes.push(bytes.clone());
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let test = [record(&[9], 1, 2, 3), record(&[0], 4, 5, 6)].concat();
+        std::fs::write(dir.path().join(CIFAR10_TEST_FILE), test).unwrap();
+
+        let train = load_cifar10(dir.path(), true).unwrap();
+        assert_eq!(train.labels, vec![0, 1, 2, 3, 4]);
+        assert_eq!(train.pixel(3, 0, 31, 31), Some(13));
+        assert_eq!(train.pixel(3, 1, 2, 5), Some(200));
+        assert_eq!(train.pixel(3, 1, 2, 6), Some(20));
+        assert_eq!(train.pixel(3, 2, 0, 0), Some(30));
+
+        let test = load_cifar10(dir.path(), false).unwrap();
+        assert_eq!(test.labels, vec![9, 0]);
+        let ds = test.into_dataset(10).unwrap();
+        assert_eq!(ds.images.size(), vec![2, 3, 32, 32]);
+        assert!((ds.images.double_value(&[1, 2, 7, 7]) - 6.0 / 255.0).abs() < 1e-6);
+        assert!((ds.images.double_value(&[0, 1, 2, 5]) - 200.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn cifar100_coarse_or_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = [record(&[19, 99], 1, 2, 3), record(&[3, 42], 4, 5, 6)].concat();
+        std::fs::write(dir.path().join(CIFAR100_TRAIN_FILE), &bytes).unwrap();
+        let fine = load_cifar100(dir.path(), true, Cifar100Labels::Fine).unwrap();
+        assert_eq!(fine.labels, vec![99, 42]);
+        let coarse = load_cifar100(dir.path(), true, Cifar100Labels::Coarse).unwrap();
+        assert_eq!(coarse.labels, vec![19, 3]);
+        assert_eq!(coarse.pixel(1, 0, 0, 0), Some(4));
+        assert_eq!(coarse.pixel(1, 2, 31, 0), Some(6));
+        let bad = record(&[20, 0], 0, 0, 0);
+        let e = parse_cifar100(&bad, Path::new("c"), Cifar100Labels::Coarse)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record 0: label 20 is outside 0..20"), "{e}");
+    }
+
+    #[test]
+    fn wrong_sizes_and_missing_files_are_errors() {
+        let e = parse_cifar10_batch(&[0; 3072], Path::new("/d/data_batch_1.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/d/data_batch_1.bin: size 3072 bytes"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_cifar10(dir.path(), false).unwrap_err().to_string();
+        assert!(e.contains("test_batch.bin"), "{e}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..8000),
+            cut in 0usize..3075,
+        ) {
+            let p = Path::new("random");
+            let _ = parse_cifar10_batch(&bytes, p);
+            let _ = parse_cifar100(&bytes, p, Cifar100Labels::Fine);
+            let mut valid = record(&[bytes.first().copied().unwrap_or(0)], 1, 2, 3);
+            valid.truncate(valid.len() - cut);
+            if let Ok(raw) = parse_cifar10_batch(&valid, p) {
+                prop_assert_eq!(raw.pixels.len(), raw.len() * CIFAR_PIXELS);
+                prop_assert!(raw.labels.iter().all(|&l| (0..10).contains(&l)));
+            }
+        }
+    }
+}

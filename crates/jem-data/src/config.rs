@@ -1,0 +1,304 @@
+//! The `[data]` section of a jem run configuration.
+//!
+//! [`DataConfig`] is what serde reads ("unchecked"); [`DataConfig::check`]
+//! validates every field and returns a [`CheckedDataConfig`], or an error
+//! naming the field, its value and the allowed range.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cifar::Cifar100Labels;
+use crate::error::{DataError, Result};
+use crate::load::LoadOptions;
+use crate::preprocess::{Augment, Preprocess, DEFAULT_PAD, DEFAULT_SIGMA};
+use crate::resolve::DatasetKind;
+
+/// Data settings. Missing keys take the defaults (the paper's CIFAR-10
+/// setup); unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Data set to train on: mnist, fashion-mnist, cifar10, cifar100, svhn.
+    pub dataset: DatasetKind,
+    /// Data root; `None` falls back to `$JEM_DATA_DIR` and the well-known
+    /// locations (see [`crate::resolve`]).
+    pub data_dir: Option<PathBuf>,
+    /// Training examples held out for validation.
+    pub n_valid: usize,
+    /// Labelled examples per class for semi-supervised training; `None`
+    /// keeps every label.
+    pub labels_per_class: Option<usize>,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Batch size for evaluation passes.
+    pub eval_batch_size: usize,
+    /// Standard deviation of the additive Gaussian noise, in model units.
+    pub noise_sigma: f64,
+    /// Pad/crop/flip augmentation of training batches.
+    pub augment: bool,
+    /// Random horizontal flips; `None` uses the data set's default (off
+    /// for MNIST and SVHN).
+    pub hflip: Option<bool>,
+    /// Reflect padding before the random crop.
+    pub pad: usize,
+    /// Skip a final partial training batch.
+    pub drop_last: bool,
+    /// Seed of the split, labelled subset, batch order, augmentation, noise.
+    pub seed: u64,
+    /// CIFAR-100 label set.
+    pub cifar100_labels: Cifar100Labels,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: DatasetKind::Cifar10,
+            data_dir: None,
+            n_valid: 5000,
+            labels_per_class: None,
+            batch_size: 64,
+            eval_batch_size: 100,
+            noise_sigma: DEFAULT_SIGMA,
+            augment: true,
+            hflip: None,
+            pad: DEFAULT_PAD,
+            drop_last: true,
+            seed: 1,
+            cifar100_labels: Cifar100Labels::Fine,
+        }
+    }
+}
+
+/// Largest batch size accepted (far above anything that fits a GPU).
+pub const MAX_BATCH_SIZE: usize = 1 << 16;
+
+fn invalid(field: &'static str, value: impl ToString, allowed: impl Into<String>) -> DataError {
+    DataError::Config {
+        field,
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
+}
+
+impl DataConfig {
+    /// Validates the values without consuming the config.
+    pub fn check_ref(&self) -> Result<()> {
+        let kind = self.dataset;
+        let train = kind.train_size();
+        if kind == DatasetKind::Celeba {
+            return Err(invalid(
+                "dataset",
+                kind,
+                "must be a labelled training set: mnist, fashion-mnist, cifar10, cifar100 or svhn (celeba is OOD-only)",
+            ));
+        }
+        for (field, value) in [
+            ("batch_size", self.batch_size),
+            ("eval_batch_size", self.eval_batch_size),
+        ] {
+            if !(1..=MAX_BATCH_SIZE).contains(&value) {
+                return Err(invalid(
+                    field,
+                    value,
+                    format!("must be in 1..={MAX_BATCH_SIZE}"),
+                ));
+            }
+        }
+        if self.n_valid >= train {
+            return Err(invalid(
+                "n_valid",
+                self.n_valid,
+                format!(
+                    "must be in 0..={} ({kind} has {train} training images)",
+                    train - 1
+                ),
+            ));
+        }
+        let classes = match kind {
+            DatasetKind::Cifar100 => self.cifar100_labels.num_classes(),
+            other => other.num_classes(),
+        };
+        if let Some(k) = self.labels_per_class {
+            let max = (train - self.n_valid) / classes;
+            if !(1..=max).contains(&k) {
+                return Err(invalid(
+                    "labels_per_class",
+                    k,
+                    format!("must be in 1..={max} ({} training images after n_valid over {classes} classes)", train - self.n_valid),
+                ));
+            }
+        }
+        if !(self.noise_sigma.is_finite() && (0.0..=1.0).contains(&self.noise_sigma)) {
+            return Err(invalid(
+                "noise_sigma",
+                self.noise_sigma,
+                "must be in [0, 1]",
+            ));
+        }
+        let side = kind.image_shape()[1].min(kind.image_shape()[2]);
+        if self.pad >= side {
+            return Err(invalid(
+                "pad",
+                self.pad,
+                format!("must be in 0..={} for {side}-pixel images", side - 1),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validates the values.
+    pub fn check(self) -> Result<CheckedDataConfig> {
+        self.check_ref()?;
+        Ok(CheckedDataConfig(self))
+    }
+}
+
+/// A [`DataConfig`] whose values passed [`DataConfig::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedDataConfig(DataConfig);
+
+impl Deref for CheckedDataConfig {
+    type Target = DataConfig;
+    fn deref(&self) -> &DataConfig {
+        &self.0
+    }
+}
+
+impl CheckedDataConfig {
+    /// Whether training batches are flipped horizontally.
+    pub fn hflip(&self) -> bool {
+        self.hflip.unwrap_or_else(|| self.dataset.default_hflip())
+    }
+
+    /// Number of classes of the configured labels.
+    pub fn num_classes(&self) -> usize {
+        match self.dataset {
+            DatasetKind::Cifar100 => self.cifar100_labels.num_classes(),
+            other => other.num_classes(),
+        }
+    }
+
+    /// Preprocessing of training batches.
+    pub fn train_preprocess(&self) -> Preprocess {
+        Preprocess {
+            sigma: self.noise_sigma,
+            augment: self.augment.then(|| Augment {
+                pad: self.pad,
+                hflip: self.hflip(),
+            }),
+        }
+    }
+
+    /// Preprocessing of evaluation batches (no augmentation, same noise).
+    pub fn eval_preprocess(&self) -> Preprocess {
+        Preprocess {
+            sigma: self.noise_sigma,
+            augment: None,
+        }
+    }
+
+    /// Options for [`crate::load::load`].
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            cifar100_labels: self.cifar100_labels,
+            ..LoadOptions::default()
+        }
+    }
+
+    pub fn into_inner(self) -> DataConfig {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_papers_and_valid() {
+        let c = DataConfig::default().check().unwrap();
+        assert_eq!((c.n_valid, c.batch_size, c.noise_sigma), (5000, 64, 0.03));
+        assert!(c.hflip());
+        let p = c.train_preprocess();
+        assert_eq!(
+            p.augment,
+            Some(Augment {
+                pad: 4,
+                hflip: true
+            })
+        );
+        let svhn = DataConfig {
+            dataset: DatasetKind::Svhn,
+            ..DataConfig::default()
+        }
+        .check()
+        .unwrap();
+        assert!(!svhn.hflip());
+    }
+
+    #[test]
+    fn parses_partial_sections_and_rejects_unknown_keys() {
+        let c: DataConfig = serde_json::from_str(
+            r#"{"dataset": "fashion-mnist", "labels_per_class": 10, "seed": 3}"#,
+        )
+        .unwrap();
+        assert_eq!(c.dataset, DatasetKind::FashionMnist);
+        assert_eq!(c.labels_per_class, Some(10));
+        assert_eq!(c.batch_size, 64);
+        let e = serde_json::from_str::<DataConfig>(r#"{"batch_szie": 32}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `batch_szie`"), "{e}");
+        let e = serde_json::from_str::<DataConfig>(r#"{"dataset": "imagenet"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("imagenet"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_field_value_and_range() {
+        let check = |c: DataConfig| c.check().unwrap_err().to_string();
+        let e = check(DataConfig {
+            batch_size: 0,
+            ..Default::default()
+        });
+        assert_eq!(
+            e,
+            "invalid data config: `batch_size` = 0: must be in 1..=65536"
+        );
+        let e = check(DataConfig {
+            n_valid: 50_000,
+            ..Default::default()
+        });
+        assert_eq!(
+            e,
+            "invalid data config: `n_valid` = 50000: must be in 0..=49999 (cifar10 has 50000 training images)"
+        );
+        let e = check(DataConfig {
+            noise_sigma: f64::NAN,
+            ..Default::default()
+        });
+        assert!(e.contains("`noise_sigma` = NaN: must be in [0, 1]"), "{e}");
+        let e = check(DataConfig {
+            labels_per_class: Some(0),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("`labels_per_class` = 0: must be in 1..=4500"),
+            "{e}"
+        );
+        let e = check(DataConfig {
+            pad: 28,
+            dataset: DatasetKind::Mnist,
+            ..Default::default()
+        });
+        assert!(e.contains("`pad` = 28: must be in 0..=27"), "{e}");
+        let e = check(DataConfig {
+            dataset: DatasetKind::Celeba,
+            ..Default::default()
+        });
+        assert!(e.contains("`dataset` = celeba"), "{e}");
+    }
+}

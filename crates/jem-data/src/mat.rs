@@ -1,0 +1,607 @@
+//! A small reader for MATLAB level-5 MAT-files (`save -v5`/`-v7`), enough
+//! for the real numeric arrays SVHN ships.
+//!
+//! Format summary (MATLAB "MAT-File Format" document):
+//! * a 128-byte header: 116 bytes of text, 8 bytes subsystem offset, a u16
+//!   version (0x0100) and the endian indicator `IM` (file is little-endian)
+//!   or `MI` (big-endian) as it appears in the file;
+//! * then data elements, each an 8-byte tag (u32 type, u32 byte count) and
+//!   its data padded to 8 bytes — or, when the upper 16 bits of the first
+//!   tag word are non-zero, a "small data element" packing type (low 16
+//!   bits), byte count (high 16 bits) and up to 4 data bytes in 8 bytes;
+//! * `miCOMPRESSED` (15) elements hold a zlib stream that inflates to
+//!   further elements; `miMATRIX` (14) elements hold, in order, array flags,
+//!   dimensions, the array name and the real part (then, for complex
+//!   arrays, the imaginary part).
+//!
+//! A numeric array's storage type may be narrower than its class: MATLAB
+//! stores a `double` array whose values fit in a byte as `miUINT8`, which
+//! is why [`MatArray`] keeps the class and the stored values separately.
+
+use std::path::Path;
+
+use crate::bytes::{inflate_zlib, read_file, Cursor, Endian, MAX_DECOMPRESSED_BYTES};
+use crate::error::{DataError, Result};
+
+// Data element types.
+const MI_INT8: u32 = 1;
+const MI_UINT8: u32 = 2;
+const MI_INT16: u32 = 3;
+const MI_UINT16: u32 = 4;
+const MI_INT32: u32 = 5;
+const MI_UINT32: u32 = 6;
+const MI_SINGLE: u32 = 7;
+const MI_DOUBLE: u32 = 9;
+const MI_INT64: u32 = 12;
+const MI_UINT64: u32 = 13;
+const MI_MATRIX: u32 = 14;
+const MI_COMPRESSED: u32 = 15;
+
+/// Bit of the array-flags word marking a complex array.
+const FLAG_COMPLEX: u32 = 0x0800;
+
+/// MATLAB array classes (`mxCLASS` codes) of numeric arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatClass {
+    Double,
+    Single,
+    Int8,
+    Uint8,
+    Int16,
+    Uint16,
+    Int32,
+    Uint32,
+    Int64,
+    Uint64,
+}
+
+impl MatClass {
+    /// Maps an `mxCLASS` code; `None` for cells, structs, chars, sparse, ...
+    fn from_code(code: u32) -> Option<MatClass> {
+        Some(match code {
+            6 => MatClass::Double,
+            7 => MatClass::Single,
+            8 => MatClass::Int8,
+            9 => MatClass::Uint8,
+            10 => MatClass::Int16,
+            11 => MatClass::Uint16,
+            12 => MatClass::Int32,
+            13 => MatClass::Uint32,
+            14 => MatClass::Int64,
+            15 => MatClass::Uint64,
+            _ => return None,
+        })
+    }
+}
+
+/// The values of an array's real part, in the type they were stored as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatData {
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    I16(Vec<i16>),
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl MatData {
+    pub fn len(&self) -> usize {
+        match self {
+            MatData::I8(v) => v.len(),
+            MatData::U8(v) => v.len(),
+            MatData::I16(v) => v.len(),
+            MatData::U16(v) => v.len(),
+            MatData::I32(v) => v.len(),
+            MatData::U32(v) => v.len(),
+            MatData::I64(v) => v.len(),
+            MatData::U64(v) => v.len(),
+            MatData::F32(v) => v.len(),
+            MatData::F64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as an f64 (exact for every type but 64-bit integers
+    /// beyond 2^53), or `None` when out of range.
+    pub fn get_f64(&self, i: usize) -> Option<f64> {
+        match self {
+            MatData::I8(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::U8(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::I16(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::U16(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::I32(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::U32(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::I64(v) => v.get(i).map(|&x| x as f64),
+            MatData::U64(v) => v.get(i).map(|&x| x as f64),
+            MatData::F32(v) => v.get(i).map(|&x| f64::from(x)),
+            MatData::F64(v) => v.get(i).copied(),
+        }
+    }
+}
+
+/// One numeric variable of a MAT-file. `dims` are MATLAB's dimensions; the
+/// values are in MATLAB's column-major order (first index fastest).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatArray {
+    pub name: String,
+    pub class: MatClass,
+    pub dims: Vec<usize>,
+    pub data: MatData,
+}
+
+/// Reads a MAT-file and returns its real, numeric variables (other kinds
+/// of variables — cells, structs, strings, sparse or complex arrays — are
+/// skipped).
+pub fn read_mat(path: &Path) -> Result<Vec<MatArray>> {
+    parse_mat(&read_file(path)?, path)
+}
+
+/// Parses the bytes of a level-5 MAT-file; `path` is used in error messages.
+pub fn parse_mat(bytes: &[u8], path: &Path) -> Result<Vec<MatArray>> {
+    let mut cur = Cursor::new(bytes, path);
+    let header = cur.take(128, "MAT-file header")?;
+    let text = header.get(..116).unwrap_or_default();
+    if text.starts_with(b"MATLAB 7.3") {
+        return Err(DataError::format(
+            path,
+            "MAT-file v7.3 (HDF5) is not supported; re-save it with `save -v7`",
+        ));
+    }
+    let endian = match header.get(126..128) {
+        Some(b"IM") => Endian::Little,
+        Some(b"MI") => Endian::Big,
+        _ => {
+            return Err(DataError::format(
+                path,
+                "not a level-5 MAT-file: endian indicator at offset 126 is neither IM nor MI",
+            ))
+        }
+    };
+    let mut version_cur = Cursor::new(header.get(124..126).unwrap_or_default(), path);
+    let version = version_cur.u16(endian, "version")?;
+    if version != 0x0100 {
+        return Err(DataError::format(
+            path,
+            format!("unsupported MAT-file version 0x{version:04x}, expected 0x0100"),
+        ));
+    }
+    let mut arrays = Vec::new();
+    parse_elements(&mut cur, endian, path, true, &mut arrays)?;
+    Ok(arrays)
+}
+
+/// Reads one data element's tag and returns its type and data, leaving the
+/// cursor after the element's padding.
+fn read_element<'a>(cur: &mut Cursor<'a>, endian: Endian) -> Result<(u32, &'a [u8])> {
+    let first = cur.u32(endian, "data element tag")?;
+    let small_len = (first >> 16) as usize;
+    if small_len != 0 {
+        // Small data element: type, length and data share 8 bytes.
+        let data = cur.take(4, "small data element")?;
+        let data = data.get(..small_len).ok_or_else(|| {
+            DataError::format(
+                cur.path(),
+                format!("small data element declares {small_len} bytes, at most 4 fit"),
+            )
+        })?;
+        return Ok((first & 0xffff, data));
+    }
+    let len = cur.u32(endian, "data element size")? as usize;
+    let data = cur.take(len, "data element")?;
+    if first != MI_COMPRESSED {
+        // Compressed elements are not padded; everything else is padded to 8.
+        cur.skip_padding((8 - len % 8) % 8);
+    }
+    Ok((first, data))
+}
+
+/// Parses a sequence of top-level elements into `out`.
+fn parse_elements(
+    cur: &mut Cursor<'_>,
+    endian: Endian,
+    path: &Path,
+    allow_compressed: bool,
+    out: &mut Vec<MatArray>,
+) -> Result<()> {
+    while !cur.is_empty() {
+        let (ty, data) = read_element(cur, endian)?;
+        match ty {
+            MI_COMPRESSED if allow_compressed => {
+                let inflated = inflate_zlib(data, path, MAX_DECOMPRESSED_BYTES)?;
+                let mut inner = Cursor::new(&inflated, path);
+                // A compressed element holds plain elements, not nested
+                // compressed ones.
+                parse_elements(&mut inner, endian, path, false, out)?;
+            }
+            MI_COMPRESSED => {
+                return Err(DataError::format(path, "nested miCOMPRESSED element"));
+            }
+            MI_MATRIX => {
+                if let Some(array) = parse_matrix(data, endian, path)? {
+                    out.push(array);
+                }
+            }
+            // Other top-level element types carry nothing we read.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parses the contents of an `miMATRIX` element; `None` for array kinds we
+/// do not read.
+fn parse_matrix(data: &[u8], endian: Endian, path: &Path) -> Result<Option<MatArray>> {
+    if data.is_empty() {
+        // MATLAB writes empty miMATRIX elements for empty cells.
+        return Ok(None);
+    }
+    let mut cur = Cursor::new(data, path);
+
+    let (ty, flags) = read_element(&mut cur, endian)?;
+    if ty != MI_UINT32 || flags.len() != 8 {
+        return Err(DataError::format(
+            path,
+            format!(
+                "array flags: expected an 8-byte miUINT32 element, found type {ty} of {} bytes",
+                flags.len()
+            ),
+        ));
+    }
+    let flags_word = Cursor::new(flags, path).u32(endian, "array flags")?;
+    let class_code = flags_word & 0xff;
+
+    let (ty, dims_bytes) = read_element(&mut cur, endian)?;
+    if ty != MI_INT32 || dims_bytes.len() % 4 != 0 || dims_bytes.len() < 8 {
+        return Err(DataError::format(
+            path,
+            format!(
+                "dimensions: expected miINT32 with at least 2 entries, found type {ty} of {} bytes",
+                dims_bytes.len()
+            ),
+        ));
+    }
+    let mut dims_cur = Cursor::new(dims_bytes, path);
+    let mut dims = Vec::with_capacity(dims_bytes.len() / 4);
+    while !dims_cur.is_empty() {
+        let d = dims_cur.u32(endian, "dimension")? as i32;
+        if d < 0 {
+            return Err(DataError::format(path, format!("negative dimension {d}")));
+        }
+        dims.push(d as usize);
+    }
+
+    let (ty, name_bytes) = read_element(&mut cur, endian)?;
+    if ty != MI_INT8 {
+        return Err(DataError::format(
+            path,
+            format!("array name: expected miINT8, found type {ty}"),
+        ));
+    }
+    let name = String::from_utf8_lossy(name_bytes).into_owned();
+
+    let Some(class) = MatClass::from_code(class_code) else {
+        tracing::debug!(path = %path.display(), name, class_code, "skipping non-numeric MAT variable");
+        return Ok(None);
+    };
+    if flags_word & FLAG_COMPLEX != 0 {
+        tracing::debug!(path = %path.display(), name, "skipping complex MAT variable");
+        return Ok(None);
+    }
+
+    let count = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            DataError::format(
+                path,
+                format!("variable `{name}`: dimensions {dims:?} overflow"),
+            )
+        })?;
+    let (ty, real) = read_element(&mut cur, endian)?;
+    let data = decode_numeric(ty, real, endian).ok_or_else(|| {
+        DataError::format(
+            path,
+            format!("variable `{name}`: unsupported real-part element type {ty}"),
+        )
+    })?;
+    if data.len() != count {
+        return Err(DataError::format(
+            path,
+            format!(
+                "variable `{name}`: dimensions {dims:?} need {count} values, the real part holds {} ({} bytes)",
+                data.len(),
+                real.len()
+            ),
+        ));
+    }
+    Ok(Some(MatArray {
+        name,
+        class,
+        dims,
+        data,
+    }))
+}
+
+/// Decodes a numeric element; `None` for non-numeric types or a byte count
+/// that is not a multiple of the element size.
+fn decode_numeric(ty: u32, bytes: &[u8], endian: Endian) -> Option<MatData> {
+    macro_rules! decode {
+        ($t:ty, $n:expr, $variant:ident) => {{
+            if bytes.len() % $n != 0 {
+                return None;
+            }
+            let v: Vec<$t> = bytes
+                .chunks_exact($n)
+                .map(|c| {
+                    let mut arr = [0u8; $n];
+                    arr.copy_from_slice(c);
+                    match endian {
+                        Endian::Little => <$t>::from_le_bytes(arr),
+                        Endian::Big => <$t>::from_be_bytes(arr),
+                    }
+                })
+                .collect();
+            MatData::$variant(v)
+        }};
+    }
+    Some(match ty {
+        MI_INT8 => MatData::I8(bytes.iter().map(|&b| b as i8).collect()),
+        MI_UINT8 => MatData::U8(bytes.to_vec()),
+        MI_INT16 => decode!(i16, 2, I16),
+        MI_UINT16 => decode!(u16, 2, U16),
+        MI_INT32 => decode!(i32, 4, I32),
+        MI_UINT32 => decode!(u32, 4, U32),
+        MI_SINGLE => decode!(f32, 4, F32),
+        MI_DOUBLE => decode!(f64, 8, F64),
+        MI_INT64 => decode!(i64, 8, I64),
+        MI_UINT64 => decode!(u64, 8, U64),
+        _ => return None,
+    })
+}
+
+/// Writes level-5 MAT-files. Used by the tests (and available to callers
+/// that need a fixture) to produce files in the true format.
+pub mod write {
+    use super::*;
+
+    /// A numeric variable to write: name, `mxCLASS` code, dimensions,
+    /// storage element type (`mi*` code) and the stored bytes in file order.
+    pub struct MatVar<'a> {
+        pub name: &'a str,
+        pub class_code: u32,
+        pub dims: &'a [usize],
+        pub data_type: u32,
+        pub data: &'a [u8],
+    }
+
+    pub const CLASS_DOUBLE: u32 = 6;
+    pub const CLASS_UINT8: u32 = 9;
+    pub const TYPE_UINT8: u32 = MI_UINT8;
+    pub const TYPE_DOUBLE: u32 = MI_DOUBLE;
+
+    fn u32_bytes(v: u32, endian: Endian) -> [u8; 4] {
+        match endian {
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
+        }
+    }
+
+    /// Encodes one data element, using the small format when it fits.
+    pub fn element(ty: u32, data: &[u8], endian: Endian) -> Vec<u8> {
+        let mut out = Vec::new();
+        if data.len() <= 4 && ty != MI_MATRIX && ty != MI_COMPRESSED {
+            out.extend_from_slice(&u32_bytes(((data.len() as u32) << 16) | ty, endian));
+            let mut padded = [0u8; 4];
+            padded[..data.len()].copy_from_slice(data);
+            out.extend_from_slice(&padded);
+            return out;
+        }
+        out.extend_from_slice(&u32_bytes(ty, endian));
+        out.extend_from_slice(&u32_bytes(data.len() as u32, endian));
+        out.extend_from_slice(data);
+        if ty != MI_COMPRESSED {
+            out.resize(out.len() + (8 - data.len() % 8) % 8, 0);
+        }
+        out
+    }
+
+    /// Encodes a variable as an `miMATRIX` element.
+    pub fn matrix(var: &MatVar<'_>, endian: Endian) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut flags = u32_bytes(var.class_code, endian).to_vec();
+        flags.extend_from_slice(&[0; 4]);
+        body.extend(element(MI_UINT32, &flags, endian));
+        let dims: Vec<u8> = var
+            .dims
+            .iter()
+            .flat_map(|&d| u32_bytes(d as u32, endian))
+            .collect();
+        body.extend(element(MI_INT32, &dims, endian));
+        body.extend(element(MI_INT8, var.name.as_bytes(), endian));
+        body.extend(element(var.data_type, var.data, endian));
+        element(MI_MATRIX, &body, endian)
+    }
+
+    /// Encodes a whole file; with `compress`, each variable is wrapped in a
+    /// zlib `miCOMPRESSED` element as MATLAB's `-v7` does.
+    pub fn mat_file(vars: &[MatVar<'_>], endian: Endian, compress: bool) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = vec![b' '; 116];
+        let text = b"MATLAB 5.0 MAT-file, written by jem-data";
+        out[..text.len()].copy_from_slice(text);
+        out.extend_from_slice(&[0; 8]);
+        match endian {
+            Endian::Little => {
+                out.extend_from_slice(&0x0100u16.to_le_bytes());
+                out.extend_from_slice(b"IM");
+            }
+            Endian::Big => {
+                out.extend_from_slice(&0x0100u16.to_be_bytes());
+                out.extend_from_slice(b"MI");
+            }
+        }
+        for var in vars {
+            let m = matrix(var, endian);
+            if compress {
+                let mut enc =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                // Writing into a Vec cannot fail.
+                let _ = enc.write_all(&m);
+                let z = enc.finish().unwrap_or_default();
+                out.extend(element(MI_COMPRESSED, &z, endian));
+            } else {
+                out.extend(m);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write::*;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_file(endian: Endian, compress: bool) -> Vec<u8> {
+        let x: Vec<u8> = (0..24).collect();
+        let y: Vec<u8> = [1.0f64, 10.0]
+            .iter()
+            .flat_map(|v| match endian {
+                Endian::Little => v.to_le_bytes(),
+                Endian::Big => v.to_be_bytes(),
+            })
+            .collect();
+        mat_file(
+            &[
+                MatVar {
+                    name: "X",
+                    class_code: CLASS_UINT8,
+                    dims: &[2, 3, 2, 2],
+                    data_type: TYPE_UINT8,
+                    data: &x,
+                },
+                MatVar {
+                    name: "y",
+                    class_code: CLASS_DOUBLE,
+                    dims: &[2, 1],
+                    data_type: TYPE_DOUBLE,
+                    data: &y,
+                },
+            ],
+            endian,
+            compress,
+        )
+    }
+
+    #[test]
+    fn reads_variables_in_all_layouts() {
+        for endian in [Endian::Little, Endian::Big] {
+            for compress in [false, true] {
+                let arrays = parse_mat(&sample_file(endian, compress), Path::new("s.mat")).unwrap();
+                assert_eq!(arrays.len(), 2, "{endian:?} {compress}");
+                assert_eq!(arrays[0].name, "X");
+                assert_eq!(arrays[0].class, MatClass::Uint8);
+                assert_eq!(arrays[0].dims, vec![2, 3, 2, 2]);
+                assert_eq!(arrays[0].data, MatData::U8((0..24).collect()));
+                assert_eq!(arrays[1].name, "y");
+                assert_eq!(arrays[1].class, MatClass::Double);
+                assert_eq!(arrays[1].data, MatData::F64(vec![1.0, 10.0]));
+            }
+        }
+    }
+
+    #[test]
+    fn double_class_stored_as_uint8_keeps_class() {
+        let file = mat_file(
+            &[MatVar {
+                name: "labels",
+                class_code: CLASS_DOUBLE,
+                dims: &[3, 1],
+                data_type: TYPE_UINT8,
+                data: &[4, 5, 6],
+            }],
+            Endian::Little,
+            true,
+        );
+        let arrays = parse_mat(&file, Path::new("s.mat")).unwrap();
+        assert_eq!(arrays[0].class, MatClass::Double);
+        assert_eq!(arrays[0].data.get_f64(2), Some(6.0));
+    }
+
+    #[test]
+    fn header_and_size_errors_name_the_file() {
+        let p = Path::new("/d/train_32x32.mat");
+        let mut f = sample_file(Endian::Little, false);
+        f[126] = b'X';
+        let e = parse_mat(&f, p).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/d/train_32x32.mat: not a level-5 MAT-file"),
+            "{e}"
+        );
+
+        let bad = mat_file(
+            &[MatVar {
+                name: "X",
+                class_code: CLASS_UINT8,
+                dims: &[1000, 1000],
+                data_type: TYPE_UINT8,
+                data: &[1, 2, 3, 4, 5],
+            }],
+            Endian::Little,
+            false,
+        );
+        let e = parse_mat(&bad, p).unwrap_err().to_string();
+        assert!(
+            e.contains("need 1000000 values, the real part holds 5"),
+            "{e}"
+        );
+
+        let mut hdf5 = vec![b' '; 128];
+        hdf5[..10].copy_from_slice(b"MATLAB 7.3");
+        assert!(parse_mat(&hdf5, p)
+            .unwrap_err()
+            .to_string()
+            .contains("v7.3"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn random_bytes_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut bytes = sample_file(Endian::Little, false)[..128].to_vec();
+            bytes.extend(&tail);
+            let _ = parse_mat(&bytes, Path::new("r"));
+            let _ = parse_mat(&tail, Path::new("r"));
+        }
+
+        #[test]
+        fn mutated_files_never_panic(
+            compress in any::<bool>(),
+            big in any::<bool>(),
+            cut in 0usize..200,
+            flips in proptest::collection::vec((128usize..400, any::<u8>()), 0..4),
+        ) {
+            let endian = if big { Endian::Big } else { Endian::Little };
+            let mut f = sample_file(endian, compress);
+            for &(i, b) in &flips {
+                if let Some(x) = f.get_mut(i) { *x = b; }
+            }
+            f.truncate(f.len().saturating_sub(cut));
+            if let Ok(arrays) = parse_mat(&f, Path::new("m")) {
+                for a in arrays {
+                    prop_assert_eq!(a.data.len(), a.dims.iter().product::<usize>());
+                }
+            }
+        }
+    }
+}
