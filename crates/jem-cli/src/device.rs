@@ -28,7 +28,10 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         );
     }
     if index as i64 >= count {
-        bail!("--device {spec}: only {count} CUDA device(s), numbered 0..{}", count - 1);
+        bail!(
+            "--device {spec}: only {count} CUDA device(s), numbered 0..{}",
+            count - 1
+        );
     }
     Ok(Device::Cuda(index))
 }

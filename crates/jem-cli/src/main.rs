@@ -3,12 +3,17 @@
 mod device;
 mod info;
 mod memory;
+mod metrics;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "jem", version, about = "Joint Energy-based Models: train, evaluate, sample, attack")]
+#[command(
+    name = "jem",
+    version,
+    about = "Joint Energy-based Models: train, evaluate, sample, attack"
+)]
 struct Cli {
     /// Where tensors live: `cpu`, `cuda` or `cuda:N`. `cuda` without a GPU is an error.
     #[arg(long, global = true, default_value = "cpu")]
@@ -24,6 +29,8 @@ struct Cli {
 enum Command {
     /// Show the libtorch build, the devices it sees and the chosen device.
     Info(info::InfoArgs),
+    /// Metric math on your own .npy arrays: auroc, ece, fid, is.
+    Metrics(metrics::MetricsArgs),
 }
 
 fn main() -> Result<()> {
@@ -43,5 +50,6 @@ fn main() -> Result<()> {
     let device = device::parse_device(&cli.device)?;
     match cli.command {
         Command::Info(args) => info::run(&args, device),
+        Command::Metrics(args) => metrics::run(&args),
     }
 }

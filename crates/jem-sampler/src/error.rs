@@ -1,0 +1,55 @@
+//! The crate's error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong while configuring or running a sampler.
+#[derive(Debug, Error)]
+pub enum SamplerError {
+    /// A configuration value is outside its allowed range.
+    #[error("invalid {config} setting `{field}` = {value}: must be {allowed}")]
+    InvalidConfig {
+        /// Which configuration struct (`SgldConfig`, `BufferConfig`).
+        config: &'static str,
+        /// The offending field, as spelled in the config file.
+        field: &'static str,
+        /// The rejected value, formatted.
+        value: String,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+
+    /// A tensor does not have the shape the sampler needs.
+    #[error("shape mismatch in {context}: expected {expected:?}, got {actual:?}")]
+    ShapeMismatch {
+        /// What was being checked.
+        context: &'static str,
+        /// The shape that was required.
+        expected: Vec<i64>,
+        /// The shape that was given.
+        actual: Vec<i64>,
+    },
+
+    /// A call argument is invalid (a label out of range, a batch from another buffer, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The chain produced NaN or infinite values (the divergence of the paper's Appendix H.3).
+    #[error("SGLD produced a non-finite {quantity} at step {step}")]
+    NonFinite {
+        /// Which diagnostic went non-finite.
+        quantity: &'static str,
+        /// The step (0-based; `steps` means the final evaluation).
+        step: usize,
+    },
+
+    /// A saved buffer state is missing an entry or holds inconsistent tensors.
+    #[error("invalid replay-buffer state: {0}")]
+    InvalidState(String),
+
+    /// An error raised by libtorch.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+}
+
+/// The crate's result type.
+pub type Result<T> = std::result::Result<T, SamplerError>;
