@@ -17,9 +17,9 @@ pub const FASHION_MNIST_FILES: [&str; 4] = [
 const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 fn has_fashion_mnist(dir: &Path) -> bool {
-    FASHION_MNIST_FILES.iter().all(|f| {
-        dir.join(f).is_file() || dir.join(f.trim_end_matches(".gz")).is_file()
-    })
+    FASHION_MNIST_FILES
+        .iter()
+        .all(|f| dir.join(f).is_file() || dir.join(f.trim_end_matches(".gz")).is_file())
 }
 
 /// Return the Fashion-MNIST directory, installing Debian's package when possible.

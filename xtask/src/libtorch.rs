@@ -91,7 +91,10 @@ pub fn ensure() -> Result<Libtorch> {
     let libtorch = match user_libtorch() {
         Some(dir) => {
             check_layout(&dir).with_context(|| {
-                format!("LIBTORCH={} does not look like libtorch {TORCH_VERSION}", dir.display())
+                format!(
+                    "LIBTORCH={} does not look like libtorch {TORCH_VERSION}",
+                    dir.display()
+                )
             })?;
             eprintln!("using LIBTORCH={} from the environment", dir.display());
             let cuda = dir.join(CUDA_MARKER).is_file();
@@ -125,26 +128,43 @@ fn provision(cuda: bool) -> Result<Libtorch> {
     );
     let python = python()?;
     let mut pip = Command::new(&python);
-    pip.args(["-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"])
-        .arg("--target")
-        .arg(&partial)
-        .arg("--no-deps")
-        .arg(format!("torch=={TORCH_VERSION}"))
-        .args(CPU_EXTRA_WHEELS);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+    ])
+    .arg("--target")
+    .arg(&partial)
+    .arg("--no-deps")
+    .arg(format!("torch=={TORCH_VERSION}"))
+    .args(CPU_EXTRA_WHEELS);
     run_checked(&mut pip).context("downloading the torch wheel with pip failed")?;
     if cuda {
         // These bring their own nvidia-* dependencies, so no --no-deps here.
         let mut pip = Command::new(&python);
-        pip.args(["-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check"])
-            .arg("--target")
-            .arg(&partial)
-            .args(CUDA_WHEELS);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--disable-pip-version-check",
+        ])
+        .arg("--target")
+        .arg(&partial)
+        .args(CUDA_WHEELS);
         run_checked(&mut pip).context("downloading the CUDA wheels with pip failed")?;
     }
     let partial_torch = partial.join("torch");
     check_layout(&partial_torch)?;
     link_nvidia_libs(&partial)?;
-    std::fs::write(partial_torch.join("build-version"), format!("{TORCH_VERSION}\n"))?;
+    std::fs::write(
+        partial_torch.join("build-version"),
+        format!("{TORCH_VERSION}\n"),
+    )?;
     if cuda {
         std::fs::write(partial_torch.join(CUDA_MARKER), "cu130\n")?;
     }
@@ -173,7 +193,11 @@ fn link_nvidia_libs(site: &Path) -> Result<()> {
         };
         for entry in entries {
             let path = entry?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let target = lib_dir.join(&name);
             if name.contains(".so") && !target.exists() {
                 let relative = Path::new("../..")
@@ -189,7 +213,11 @@ fn link_nvidia_libs(site: &Path) -> Result<()> {
 }
 
 fn check_layout(dir: &Path) -> Result<()> {
-    for needed in ["lib/libtorch_cpu.so", "lib/libc10.so", "include/torch/csrc/api/include/torch/torch.h"] {
+    for needed in [
+        "lib/libtorch_cpu.so",
+        "lib/libc10.so",
+        "include/torch/csrc/api/include/torch/torch.h",
+    ] {
         if !dir.join(needed).exists() {
             bail!("{} is missing {needed}", dir.display());
         }

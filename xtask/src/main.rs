@@ -3,8 +3,8 @@
 //! xtask builds before libtorch exists (it depends on no jem crate and not on
 //! tch), which is what lets it provision libtorch in the first place.
 
-mod libtorch;
 mod dataset;
+mod libtorch;
 mod reproduce;
 mod setup;
 mod test;
@@ -33,7 +33,7 @@ enum Command {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Setup(args) => setup::run(&args).map(|_| ()),
+        Command::Setup(args) => setup::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
     }

@@ -2,7 +2,6 @@
 
 use crate::{dataset, libtorch};
 use anyhow::Result;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct SetupArgs {
@@ -11,12 +10,7 @@ pub struct SetupArgs {
     pub no_data: bool,
 }
 
-pub struct Provisioned {
-    pub libtorch: PathBuf,
-    pub fashion_mnist: Option<PathBuf>,
-}
-
-pub fn run(args: &SetupArgs) -> Result<Provisioned> {
+pub fn run(args: &SetupArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let torch = libtorch::ensure()?;
     eprintln!(
@@ -25,13 +19,10 @@ pub fn run(args: &SetupArgs) -> Result<Provisioned> {
         torch.dir.display(),
         if torch.cuda { "with CUDA" } else { "CPU only" }
     );
-    let fashion_mnist = if args.no_data {
-        None
-    } else {
+    if !args.no_data {
         let dir = dataset::ensure_fashion_mnist()?;
         eprintln!("Fashion-MNIST: {}", dir.display());
-        Some(dir)
-    };
+    }
     eprintln!("set-up done in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(Provisioned { libtorch: torch.dir, fashion_mnist })
+    Ok(())
 }

@@ -18,7 +18,11 @@ pub fn run(args: &TestArgs) -> Result<()> {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = Instant::now();
-    run_checked(Command::new(&cargo).current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    run_checked(
+        Command::new(&cargo)
+            .current_dir(&root)
+            .args(["fmt", "--all", "--check"]),
+    )?;
     run_checked(Command::new(&cargo).current_dir(&root).args([
         "clippy",
         "--workspace",
