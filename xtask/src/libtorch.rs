@@ -225,7 +225,7 @@ fn check_layout(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn python() -> Result<String> {
+pub fn python() -> Result<String> {
     if let Ok(python) = std::env::var("JEM_PYTHON") {
         return Ok(python);
     }

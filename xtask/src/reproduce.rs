@@ -35,6 +35,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         );
     }
     setup::run(&SetupArgs { no_data: false })?;
+    let mnist = crate::dataset::ensure_mnist_5k()?;
+    eprintln!("MNIST 5k subset (OOD set): {}", mnist.display());
     bail!(
         "`reproduce {} --preset {}` is not built yet: it needs the joint training loop (jem-train) and \
          the evaluation suite (jem-eval), which are open issues. Set-up (libtorch, Fashion-MNIST) is done.",

@@ -87,11 +87,11 @@ impl DataConfig {
     pub fn check_ref(&self) -> Result<()> {
         let kind = self.dataset;
         let train = kind.train_size();
-        if kind == DatasetKind::Celeba {
+        if matches!(kind, DatasetKind::Celeba | DatasetKind::Mnist5k) {
             return Err(invalid(
                 "dataset",
                 kind,
-                "must be a labelled training set: mnist, fashion-mnist, cifar10, cifar100 or svhn (celeba is OOD-only)",
+                "must be a labelled training set: mnist, fashion-mnist, cifar10, cifar100 or svhn (celeba and mnist-5k are OOD-only)",
             ));
         }
         for (field, value) in [

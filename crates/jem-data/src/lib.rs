@@ -4,6 +4,7 @@ mod bytes;
 pub mod celeba;
 pub mod cifar;
 pub mod config;
+pub mod csv;
 pub mod dataset;
 pub mod decode;
 pub mod error;

