@@ -1,12 +1,19 @@
 //! `jem`: the command line over the jem crates.
 
 mod device;
+mod evaluate;
 mod info;
 mod memory;
 mod metrics;
+mod sample;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+/// Library info logs, except the trainer's per-iteration lines: the progress bar shows those
+/// (`JEM_LOG=info` brings them back).
+const DEFAULT_LOG_FILTER: &str = "info,jem_train::trainer=warn";
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +38,14 @@ enum Command {
     Info(info::InfoArgs),
     /// Metric math on your own .npy arrays: auroc, ece, fid, is.
     Metrics(metrics::MetricsArgs),
+    /// Train a JEM (or the baseline classifier) from a TOML config; resumable.
+    Train(train::TrainArgs),
+    /// OOD detection of a trained model: AUROC, AUPR, FPR95 per score and OOD set, histograms.
+    Eval(evaluate::EvalArgs),
+    /// Calibration of a trained model: ECE, accuracy, NLL and the reliability diagram.
+    Calibrate(evaluate::CalibrateArgs),
+    /// Draw samples with SGLD (from the replay buffer or noise), as .npy and PNG grids.
+    Sample(sample::SampleArgs),
 }
 
 fn main() -> Result<()> {
@@ -38,7 +53,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("JEM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -51,5 +66,9 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Info(args) => info::run(&args, device),
         Command::Metrics(args) => metrics::run(&args),
+        Command::Train(args) => train::run(&args, device),
+        Command::Eval(args) => evaluate::eval(&args, device),
+        Command::Calibrate(args) => evaluate::calibrate(&args, device),
+        Command::Sample(args) => sample::run(&args, device),
     }
 }

@@ -121,6 +121,11 @@ pub enum EvalError {
         /// The matrix being decomposed.
         what: &'static str,
     },
+
+    /// The model or libtorch failed while computing scores (feature `torch`).
+    #[cfg(feature = "torch")]
+    #[error("model evaluation failed: {0}")]
+    Model(String),
 }
 
 /// Returns the first non-finite value of `values` as an error naming `arg`.

@@ -8,6 +8,8 @@ pub mod error;
 pub mod frechet;
 pub mod grid;
 pub mod inception;
+#[cfg(feature = "torch")]
+pub mod model_eval;
 pub mod ood;
 pub mod plot;
 pub mod probs;

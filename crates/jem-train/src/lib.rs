@@ -1,1 +1,26 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod optim;
+pub mod recovery;
+pub mod rng;
+pub mod trainer;
+
+pub use config::{
+    apply_override, Chains, Mode, OptimizerKind, RecoveryConfig, Remedy, RunConfig, SamplerConfig,
+    TrainConfig,
+};
+pub use error::{Result, TrainError};
+pub use metrics::{
+    read_metrics, Diagnostics, EpochMetrics, MetricsLine, NoopObserver, RunInfo, TrainObserver,
+};
+pub use optim::{Optimizer, OptimizerSettings};
+pub use recovery::{DivergenceReport, RecoveryEvent, RecoveryState};
+pub use trainer::{
+    checkpoint_config, files, load_model, resume, resume_with_data, train, train_with_data,
+    StopReason, TrainData, TrainSummary,
+};

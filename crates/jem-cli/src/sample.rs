@@ -1,0 +1,148 @@
+//! `jem sample`: draw samples from a trained JEM with SGLD and write them as
+//! `.npy` and PNG grids (the paper's Figs 2, 7 and 9).
+
+use crate::evaluate;
+use anyhow::{bail, Context, Result};
+use jem_eval::grid::{write_grid, GridSpec};
+use jem_model::JointEnergyModel;
+use jem_sampler::{sgld, BufferState, Conditioned, Pcg64, SgldConfig};
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+use tch::{Device, Kind, Tensor};
+
+#[derive(clap::Args)]
+pub struct SampleArgs {
+    /// Run directory or checkpoint file.
+    #[arg(long, value_name = "RUN")]
+    checkpoint: PathBuf,
+    /// Number of samples (with --conditional: per class).
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    /// Sample x ~ p(x|y) with the class-conditional energy f(x)[y], one grid row per class.
+    #[arg(long)]
+    conditional: bool,
+    /// SGLD steps run from the starting points (the run's SGLD step size and noise).
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Start from fresh U(-1, 1) noise instead of the checkpoint's replay buffer.
+    #[arg(long)]
+    from_noise: bool,
+    /// Seed of the chain selection and the SGLD noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory (default: RUN/samples-cli).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let loaded = evaluate::load(&args.checkpoint, device)?;
+    let cfg = &loaded.config;
+    let classes = cfg.model.num_classes;
+    let total = if args.conditional {
+        args.n * classes
+    } else {
+        args.n
+    };
+    let mut rng = Pcg64::seed_from_u64(args.seed);
+    let start = starting_points(args, &loaded.checkpoint, total, &mut rng, device)?;
+    let (c, h, w) = (start.size()[1], start.size()[2], start.size()[3]);
+    let sgld_cfg = SgldConfig {
+        steps: args.steps,
+        ..cfg.sampler.sgld.clone()
+    };
+    let model = &loaded.model;
+    let samples = if args.conditional {
+        let labels: Vec<i64> = (0..total).map(|i| (i / args.n) as i64).collect();
+        let labels = Tensor::from_slice(&labels).to_device(device);
+        let energy = |x: &Tensor, y: &Tensor| {
+            model
+                .log_pxy(x, y, false)
+                .expect("checkpoint model accepts its own sample shape")
+        };
+        let density = Conditioned::new(&energy, &labels);
+        sgld(&density, &start, &sgld_cfg, &mut rng)?.0
+    } else {
+        let energy = |x: &Tensor| {
+            model
+                .log_px(x, false)
+                .expect("checkpoint model accepts its own sample shape")
+        };
+        sgld(&energy, &start, &sgld_cfg, &mut rng)?.0
+    };
+    let samples = samples.detach().to_device(Device::Cpu).to_kind(Kind::Float);
+    let out = match &args.out {
+        Some(dir) => dir.clone(),
+        None => loaded
+            .checkpoint
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("samples-cli"),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let stem = if args.conditional {
+        "conditional"
+    } else {
+        "unconditional"
+    };
+    jem_data::npy::write_tensor_npy(&out.join(format!("{stem}.npy")), &samples)?;
+    let flat = Vec::<f32>::try_from(samples.flatten(0, -1))?;
+    let columns = if args.conditional {
+        args.n
+    } else {
+        (total as f64).sqrt().ceil() as usize
+    };
+    let spec = GridSpec::new(total, c as usize, h as usize, w as usize, columns.max(1));
+    let png = out.join(format!("{stem}.png"));
+    write_grid(&png, &flat, &spec).with_context(|| format!("writing {}", png.display()))?;
+    println!(
+        "wrote {} samples to {} and {}",
+        total,
+        out.join(format!("{stem}.npy")).display(),
+        png.display()
+    );
+    Ok(())
+}
+
+/// Random chains of the checkpoint's replay buffer (the paper's samples are buffer
+/// samples), or U(-1, 1) noise when asked or when the run kept no buffer.
+fn starting_points(
+    args: &SampleArgs,
+    checkpoint: &std::path::Path,
+    total: usize,
+    rng: &mut Pcg64,
+    device: Device,
+) -> Result<Tensor> {
+    let data = jem_train::checkpoint::read_checkpoint(checkpoint)?;
+    let buffer: Vec<(String, Tensor)> = data
+        .tensors
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("buffer."))
+        .collect();
+    let cfg = jem_train::checkpoint_config(checkpoint)?;
+    let [c, h, w] = cfg.data.dataset.image_shape().map(|v| v as i64);
+    if args.from_noise || buffer.is_empty() {
+        if !args.from_noise {
+            tracing::warn!(
+                "{} holds no replay buffer: starting from noise",
+                checkpoint.display()
+            );
+        }
+        let values: Vec<f32> = (0..total as i64 * c * h * w)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        return Ok(Tensor::from_slice(&values)
+            .reshape([total as i64, c, h, w])
+            .to_device(device));
+    }
+    let state = BufferState::from_named_tensors(&buffer, "buffer.")?;
+    let size = state.samples.size()[0];
+    let picks: Vec<i64> = (0..total).map(|_| rng.random_range(0..size)).collect();
+    Ok(state
+        .samples
+        .index_select(0, &Tensor::from_slice(&picks))
+        .to_device(device))
+}

@@ -1,0 +1,214 @@
+//! `jem train`: the joint training loop with a live progress bar.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use jem_train::{
+    Diagnostics, EpochMetrics, RecoveryEvent, RunConfig, RunInfo, TrainObserver, TrainSummary,
+};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tch::Device;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// The run config (TOML with [data], [model], [sampler], [train] sections), e.g. configs/cpu.toml.
+    #[arg(long, value_name = "FILE.toml", required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Override one config value, e.g. `--set train.lr=1e-4` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    set: Vec<String>,
+    /// Run directory (default: runs/<config name>).
+    #[arg(long, value_name = "RUN_DIR")]
+    out: Option<PathBuf>,
+    /// Continue an interrupted run from its last checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "out"])]
+    resume: Option<PathBuf>,
+    /// No progress bar (plain log lines only).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Set by SIGINT/SIGTERM: the loop stops cleanly and writes a resumable checkpoint.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_stop_handler() {
+    let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+pub fn run(args: &TrainArgs, device: Device) -> Result<()> {
+    install_stop_handler();
+    let mut progress = Progress::new(args.quiet);
+    let summary = match &args.resume {
+        Some(run_dir) => jem_train::resume(run_dir, device, &mut progress)
+            .with_context(|| format!("resuming {}", run_dir.display()))?,
+        None => {
+            let path = args
+                .config
+                .as_deref()
+                .expect("clap requires --config without --resume");
+            let cfg = RunConfig::from_file(path, &args.set)?;
+            let run_dir = match &args.out {
+                Some(dir) => dir.clone(),
+                None => default_run_dir(path),
+            };
+            if run_dir.join(jem_train::files::LAST).exists() {
+                bail!(
+                    "{} already holds a run: continue it with `jem train --resume {}` or choose another --out",
+                    run_dir.display(),
+                    run_dir.display()
+                );
+            }
+            jem_train::train(cfg, &run_dir, device, &mut progress)?
+        }
+    };
+    progress.finish();
+    print_summary(&summary);
+    Ok(())
+}
+
+fn default_run_dir(config: &Path) -> PathBuf {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    PathBuf::from("runs").join(stem)
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.2}%", 100.0 * v))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_summary(s: &TrainSummary) {
+    println!("| run | {} |", s.run_dir.display());
+    println!("|---|---|");
+    println!("| mode | {:?} |", s.mode);
+    println!(
+        "| iterations | {} ({} epochs) |",
+        s.iterations, s.epochs_completed
+    );
+    println!(
+        "| final valid / test accuracy | {} / {} |",
+        pct(s.final_valid_acc),
+        pct(s.final_test_acc)
+    );
+    println!(
+        "| best valid / its test accuracy | {} / {} (epoch {}) |",
+        pct(s.best_valid_acc),
+        pct(s.best_test_acc),
+        s.best_epoch
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    println!("| divergence recoveries | {} |", s.recoveries);
+    println!("| wall time | {:.1} min |", s.wall_time_s / 60.0);
+    println!("| stopped because | {:?} |", s.stop_reason);
+}
+
+/// Drives the progress bar from the trainer's hooks.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        Progress {
+            bar: (!quiet).then(ProgressBar::hidden),
+        }
+    }
+
+    fn println(&self, line: String) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl TrainObserver for Progress {
+    fn on_start(&mut self, info: &RunInfo) {
+        self.println(format!(
+            "run {}: {} parameters, {} iterations per epoch, {} in total",
+            info.run_dir.display(),
+            info.parameters,
+            info.iterations_per_epoch,
+            info.total_iterations
+        ));
+        if self.bar.is_some() {
+            let bar = ProgressBar::new(info.total_iterations);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} ({eta}) {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_position(info.start_iteration);
+            self.bar = Some(bar);
+        }
+    }
+
+    fn on_iteration(&mut self, iteration: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(iteration);
+        }
+    }
+
+    fn on_diagnostics(&mut self, d: &Diagnostics) {
+        let gap = d
+            .energy_gap
+            .map(|g| format!(" gap {g:+.2}"))
+            .unwrap_or_default();
+        let msg = format!(
+            "loss {:.3} ce {:.3} acc {:.1}%{gap} lr {:.1e} {:.2} it/s",
+            d.loss,
+            d.ce,
+            100.0 * d.train_acc,
+            d.lr,
+            d.its_per_sec
+        );
+        match &self.bar {
+            Some(bar) => bar.set_message(msg),
+            None => eprintln!("it {} {msg}", d.iteration),
+        }
+    }
+
+    fn on_epoch(&mut self, m: &EpochMetrics) {
+        self.println(format!(
+            "epoch {} (it {}): valid {} test {} train {}{} [{:.1} min]",
+            m.epoch,
+            m.iteration,
+            pct(m.valid_acc),
+            pct(Some(m.test_acc)),
+            pct(Some(m.train_acc)),
+            if m.is_best { " (best)" } else { "" },
+            m.elapsed_s / 60.0
+        ));
+    }
+
+    fn on_recovery(&mut self, e: &RecoveryEvent) {
+        self.println(format!(
+            "divergence at iteration {}: {}; rolled back to {}, remedy {:?} (attempt {}; lr x{}, {} SGLD steps)",
+            e.iteration, e.detected, e.rolled_back_to, e.remedy, e.attempt, e.lr_scale, e.sgld_steps
+        ));
+    }
+
+    fn should_stop(&mut self) -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+}
