@@ -238,7 +238,7 @@ mod tests {
             let _ = parse_cifar10_batch(&bytes, p);
             let _ = parse_cifar100(&bytes, p, Cifar100Labels::Fine);
             let mut valid = record(&[bytes.first().copied().unwrap_or(0)], 1, 2, 3);
-            valid.truncate(valid.len() - cut);
+            valid.truncate(valid.len().saturating_sub(cut));
             if let Ok(raw) = parse_cifar10_batch(&valid, p) {
                 prop_assert_eq!(raw.pixels.len(), raw.len() * CIFAR_PIXELS);
                 prop_assert!(raw.labels.iter().all(|&l| (0..10).contains(&l)));
