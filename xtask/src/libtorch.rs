@@ -78,7 +78,7 @@ pub fn gpu_present() -> bool {
 
 /// A `LIBTORCH` the user set themselves (not the value `.cargo/config.toml` supplies).
 fn user_libtorch() -> Option<PathBuf> {
-    let value = PathBuf::from(std::env::var_os("LIBTORCH")?);
+    let value = PathBuf::from(std::env::var_os("LIBTORCH").filter(|v| !v.is_empty())?);
     if value == target_link() {
         None
     } else {

@@ -22,7 +22,7 @@ pub struct ReproduceArgs {
     /// `jem --device` for training and evaluation (`cuda` for the paper preset).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Where runs and results go (default: runs/<preset>).
+    /// Where runs and results go (default: runs/PRESET).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -57,7 +57,11 @@ pub fn load(run: &Path, device: Device) -> Result<Loaded> {
 }
 
 /// The test split of `kind`, or of the run's own data set.
-fn test_set(config: &RunConfig, kind: DatasetKind, limit: Option<usize>) -> Result<Dataset> {
+pub(crate) fn test_set(
+    config: &RunConfig,
+    kind: DatasetKind,
+    limit: Option<usize>,
+) -> Result<Dataset> {
     let checked = config.data.clone().check()?;
     let data = jem_data::load(
         kind,
@@ -76,7 +80,7 @@ fn truncate(data: Dataset, limit: Option<usize>) -> Result<Dataset> {
 }
 
 /// The model-range ([-1, 1], noised as at evaluation) images of a [0, 1] data set.
-fn model_inputs(config: &RunConfig, data: &Dataset, seed: u64) -> Result<Tensor> {
+pub(crate) fn model_inputs(config: &RunConfig, data: &Dataset, seed: u64) -> Result<Tensor> {
     let checked = config.data.clone().check()?;
     let mut rng = Pcg64::seed_from_u64(seed);
     Ok(checked.eval_preprocess().eval(&data.images, &mut rng)?)
@@ -139,7 +143,11 @@ pub struct EvalArgs {
     batch_size: usize,
 }
 
-fn out_dir(explicit: &Option<PathBuf>, checkpoint: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn out_dir(
+    explicit: &Option<PathBuf>,
+    checkpoint: &Path,
+    name: &str,
+) -> Result<PathBuf> {
     let dir = match explicit {
         Some(dir) => dir.clone(),
         None => checkpoint.parent().unwrap_or(Path::new(".")).join(name),
@@ -148,7 +156,7 @@ fn out_dir(explicit: &Option<PathBuf>, checkpoint: &Path, name: &str) -> Result<
     Ok(dir)
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 

@@ -2,6 +2,7 @@
 
 mod device;
 mod evaluate;
+mod generative;
 mod info;
 mod memory;
 mod metrics;
@@ -46,6 +47,10 @@ enum Command {
     Calibrate(evaluate::CalibrateArgs),
     /// Draw samples with SGLD (from the replay buffer or noise), as .npy and PNG grids.
     Sample(sample::SampleArgs),
+    /// Inception Score and FID of SGLD samples (optionally the top percentile by p(y|x)).
+    Generative(generative::GenerativeArgs),
+    /// Grids of the test images with the highest and lowest log p(x) and max p(y|x).
+    Extremes(generative::ExtremesArgs),
 }
 
 fn main() -> Result<()> {
@@ -70,5 +75,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => evaluate::eval(&args, device),
         Command::Calibrate(args) => evaluate::calibrate(&args, device),
         Command::Sample(args) => sample::run(&args, device),
+        Command::Generative(args) => generative::generative(&args, device),
+        Command::Extremes(args) => generative::extremes(&args, device),
     }
 }

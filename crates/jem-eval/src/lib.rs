@@ -5,6 +5,8 @@
 pub mod calibration;
 pub mod classification;
 pub mod error;
+#[cfg(feature = "torch")]
+pub mod features;
 pub mod frechet;
 pub mod grid;
 pub mod inception;

@@ -1,6 +1,6 @@
 //! Scores and predictions of a JEM model over a data set (feature `torch`).
 //!
-//! These are the paper's OOD scores (Section 5.3): log p(x) = LogSumExp_y f(x)[y],
+//! These are the paper's OOD scores (Section 5.3): log p(x) = `LogSumExp_y f(x)[y]`,
 //! max_y p(y|x), and the approximate-mass score −‖∂ log p(x)/∂x‖₂; each optionally
 //! computed after k SGLD refinement steps of the input (JEM-k). Inputs are images
 //! already scaled to the model's [-1, 1] range (and noised, if the protocol wants
@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OodScore {
-    /// log p(x) up to the partition function: LogSumExp_y f(x)[y].
+    /// log p(x) up to the partition function: `LogSumExp_y f(x)[y]`.
     #[serde(rename = "px")]
     LogPx,
     /// The classifier's confidence max_y p(y|x).

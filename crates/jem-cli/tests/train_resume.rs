@@ -1,0 +1,201 @@
+//! `jem train` killed with SIGKILL and resumed ends exactly where the
+//! uninterrupted run ends (same seed, CPU, one thread).
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+const TINY: &str = r#"
+[data]
+dataset = "fashion-mnist"
+n_valid = 200
+batch_size = 8
+eval_batch_size = 500
+noise_sigma = 0.03
+augment = false
+seed = 3
+
+[model]
+depth = 10
+widen_factor = 1
+num_classes = 10
+in_channels = 1
+
+[sampler]
+chains = "persistent"
+
+[sampler.sgld]
+steps = 2
+clamp = [-1.0, 1.0]
+
+[sampler.buffer]
+size = 200
+
+[train]
+mode = "jem"
+seed = 7
+epochs = 1
+max_iterations = 36
+lr = 1e-3
+warmup_iters = 5
+log_every = 3
+checkpoint_every = 4
+"#;
+
+fn jem(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jem"));
+    cmd.args(["--threads", "1"])
+        .args(args)
+        .env("JEM_LOG", "warn");
+    cmd
+}
+
+fn train(config: &Path, out: &Path) -> Child {
+    jem(&[
+        "train",
+        "--quiet",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap()
+}
+
+/// The training losses of `metrics.jsonl`, by iteration (timing fields left out).
+fn losses(run: &Path) -> Vec<(u64, String)> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "train")
+        .map(|v| {
+            (
+                v["iteration"].as_u64().unwrap(),
+                format!("{} {} {}", v["loss"], v["ce"], v["px_term"]),
+            )
+        })
+        .collect()
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn sigkill_then_resume_matches_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+
+    let whole = dir.path().join("whole");
+    assert!(train(&config, &whole).wait().unwrap().success());
+
+    // Kill the second run once it has written a checkpoint and gone past it.
+    let killed = dir.path().join("killed");
+    let mut child = train(&config, &killed);
+    let started = Instant::now();
+    loop {
+        let progressed = killed.join("last.ckpt").exists()
+            && losses(&killed).last().is_some_and(|(it, _)| *it >= 9);
+        if progressed || started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let finished_early = child.try_wait().unwrap().is_some();
+    child.kill().unwrap(); // SIGKILL: no clean shutdown, no final checkpoint
+    child.wait().unwrap();
+    assert!(
+        !finished_early,
+        "the run ended before it could be killed; make it longer"
+    );
+    assert!(
+        !killed.join("summary.json").exists(),
+        "a killed run must not have finished"
+    );
+
+    let out = jem(&["train", "--quiet", "--resume", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(
+        losses(&killed),
+        losses(&whole),
+        "training losses differ after resume"
+    );
+    let (a, b) = (summary(&whole), summary(&killed));
+    for key in [
+        "iterations",
+        "final_valid_acc",
+        "final_test_acc",
+        "best_valid_acc",
+        "recoveries",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs: {} vs {}", a[key], b[key]);
+    }
+    assert_eq!(a["iterations"], 36);
+}
+
+#[test]
+fn training_into_an_existing_run_asks_for_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("last.ckpt"), b"x").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = jem(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+}
+
+#[test]
+fn bad_config_values_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let out = jem(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "train.lr=-1",
+        "--out",
+        "x",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.lr") && err.contains("-1"), "{err}");
+    let out = jem(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "train.bogus=1",
+        "--out",
+        "x",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}
