@@ -52,7 +52,12 @@ const CPU: Preset = Preset {
         // The same network as a plain classifier, on its own time budget.
         Model {
             name: "baseline",
-            overrides: &["train.mode=\"baseline\"", "train.max_minutes=5.0"],
+            overrides: &[
+                "train.mode=\"baseline\"",
+                "train.max_minutes=5.0",
+                "train.epochs=4",
+                "train.decay_epochs=[3]",
+            ],
         },
     ],
     ood: &["mnist-5k", "uniform", "constant", "interp"],
