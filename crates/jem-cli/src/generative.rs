@@ -333,6 +333,10 @@ pub struct ExtremesArgs {
     /// Data set whose test split is scored (default: the run's).
     #[arg(long, value_name = "DATASET")]
     data: Option<String>,
+    /// Score generated samples instead (a `.npy` of [N, C, H, W] in the model range [-1, 1], as
+    /// `jem sample` writes): the paper's Figs 11 and 12.
+    #[arg(long, value_name = "SAMPLES.npy", conflicts_with = "data")]
+    samples: Option<PathBuf>,
     /// Images per grid (highest / lowest of each score).
     #[arg(long, default_value_t = 36)]
     k: usize,
@@ -364,22 +368,60 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
     ensure!(args.k >= 1, "--k must be at least 1");
     let loaded = evaluate::load(&args.checkpoint, device)?;
     let config = &loaded.config;
-    let kind = match &args.data {
-        Some(name) => name.parse()?,
-        None => config.data.dataset,
+    // The images scored (in the model range), the images shown and how, labels, and a name.
+    let (x, shown, range, labels, what) = match &args.samples {
+        Some(path) => {
+            let array = jem_data::read_npy(path)?;
+            let x = array.to_tensor()?.to_kind(Kind::Float);
+            let size = x.size();
+            ensure!(
+                size.len() == 4 && size[1] == config.model.in_channels as i64,
+                "{}: samples must have shape [N, {}, H, W], got {size:?}",
+                path.display(),
+                config.model.in_channels
+            );
+            let x = match args.n {
+                Some(n) if (n as i64) < size[0] => x.narrow(0, 0, n as i64),
+                _ => x,
+            };
+            let labels = vec![-1i64; x.size()[0] as usize];
+            let what = format!("samples from {}", path.display());
+            (
+                x.shallow_clone(),
+                x,
+                PixelRange::MinusOneToOne,
+                labels,
+                what,
+            )
+        }
+        None => {
+            let kind: jem_data::DatasetKind = match &args.data {
+                Some(name) => name.parse()?,
+                None => config.data.dataset,
+            };
+            let test = test_set(config, kind, args.n)?;
+            ensure!(
+                test.image_shape()[0] == config.model.in_channels,
+                "{} images have {} channels but the model takes {}",
+                kind.name(),
+                test.image_shape()[0],
+                config.model.in_channels
+            );
+            // Scored as `jem eval` scores: model range plus the run's evaluation noise.
+            let x = evaluate::model_inputs(config, &test, args.seed)?;
+            let what = format!("{} test images", kind.name());
+            (
+                x,
+                test.images.shallow_clone(),
+                PixelRange::ZeroToOne,
+                test.labels_vec()?,
+                what,
+            )
+        }
     };
-    let test = test_set(config, kind, args.n)?;
-    ensure!(
-        test.image_shape()[0] == config.model.in_channels,
-        "{} images have {} channels but the model takes {}",
-        kind.name(),
-        test.image_shape()[0],
-        config.model.in_channels
-    );
-    let k = args.k.min(test.len());
-    let labels = test.labels_vec()?;
-    // Scored as `jem eval` scores: model range plus the run's evaluation noise.
-    let x = evaluate::model_inputs(config, &test, args.seed)?;
+    let n_images = x.size()[0] as usize;
+    ensure!(n_images > 0, "nothing to score");
+    let k = args.k.min(n_images);
     let mut rng = Pcg64::seed_from_u64(args.seed);
     let opts = ScoreOptions {
         batch_size: args.batch_size,
@@ -389,15 +431,13 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
     let out = out_dir(&args.out, &loaded.checkpoint, "extremes")?;
     let mut report = serde_json::Map::new();
     let mut table = format!(
-        "Extremes of {} {} test images (checkpoint {}; {k} per grid)\n\n\
+        "Extremes of {n_images} {what} (checkpoint {}; {k} per grid)\n\n\
          | score | highest (range) | lowest (range) | grids |\n|---|---|---|---|\n",
-        test.len(),
-        kind.name(),
         loaded.checkpoint.display()
     );
     for score in [OodScore::LogPx, OodScore::MaxPy] {
         let values = ood_scores(&loaded.model, &x, score, &opts, &mut rng)
-            .with_context(|| format!("scoring {} with {}", kind.name(), score.label()))?;
+            .with_context(|| format!("scoring {what} with {}", score.label()))?;
         let (highest, lowest) = extremes_of(&values, k);
         let key = match score {
             OodScore::LogPx => "logpx",
@@ -410,9 +450,9 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
             let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
             grid_png(
                 &png,
-                &test.images.index_select(0, &index),
+                &shown.index_select(0, &index),
                 square_columns(k),
-                PixelRange::ZeroToOne,
+                range,
             )?;
             let items: Vec<Value> = indices
                 .iter()
@@ -437,8 +477,8 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
         report.insert(key.to_string(), Value::Object(entry));
     }
     report.insert("checkpoint".into(), json!(loaded.checkpoint));
-    report.insert("data".into(), json!(kind.name()));
-    report.insert("n_images".into(), json!(test.len()));
+    report.insert("data".into(), json!(what));
+    report.insert("n_images".into(), json!(n_images));
     report.insert("k".into(), json!(k));
     write(&out.join("extremes.md"), &table)?;
     write(

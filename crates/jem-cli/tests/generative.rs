@@ -252,6 +252,51 @@ fn generative_and_extremes_on_a_tiny_run() {
         }
     }
 
+    // Extremes of generated samples (Figs 11, 12): the 20 unconditional samples drawn above,
+    // scored as they are (model range, no evaluation noise).
+    let samples_path = dir.path().join("gen").join("unconditional.npy");
+    let out = dir.path().join("extremes-samples");
+    jem(&[
+        "extremes",
+        "--checkpoint",
+        s(&run),
+        "--samples",
+        s(&samples_path),
+        "--k",
+        "4",
+        "--out",
+        s(&out),
+    ]);
+    let report = json(&out.join("extremes.json"));
+    assert_eq!(report["n_images"], 20);
+    let samples = jem_data::read_npy(&samples_path)
+        .unwrap()
+        .to_tensor()
+        .unwrap();
+    let checkpoint = jem_train::files::BEST;
+    let (_, _vs, model) = jem_train::load_model(&run.join(checkpoint), tch::Device::Cpu)
+        .or_else(|_| jem_train::load_model(&run.join(jem_train::files::LAST), tch::Device::Cpu))
+        .unwrap();
+    let log_px: Vec<f32> = Vec::try_from(
+        tch::no_grad(|| jem_model::JointEnergyModel::log_px(&model, &samples, false)).unwrap(),
+    )
+    .unwrap();
+    let mut sorted: Vec<f32> = log_px.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let top = report["logpx"]["highest"][0]["score"].as_f64().unwrap();
+    let bottom = report["logpx"]["lowest"][0]["score"].as_f64().unwrap();
+    assert!(
+        (top - f64::from(sorted[0])).abs() < 1e-4,
+        "{top} vs {}",
+        sorted[0]
+    );
+    assert!(
+        (bottom - f64::from(sorted[19])).abs() < 1e-4,
+        "{bottom} vs {}",
+        sorted[19]
+    );
+    assert_eq!(png_size(&out.join("logpx_highest.png")), (side(2), side(2)));
+
     // A TorchScript file that is not there is named in the error.
     let missing = dir.path().join("no-such-inception.pt");
     let out = Command::new(env!("CARGO_BIN_EXE_jem"))
