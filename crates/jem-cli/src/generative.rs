@@ -15,6 +15,7 @@ use jem_eval::features::{
 };
 use jem_eval::grid::{write_grid, GridSpec, PixelRange};
 use jem_eval::model_eval::{ood_scores, predict_probs, OodScore, ScoreOptions};
+use jem_eval::plot::{score_histograms_png, HistogramSeries};
 use jem_eval::Probs;
 use jem_sampler::Pcg64;
 use rand::SeedableRng;
@@ -439,6 +440,31 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
         let values = ood_scores(&loaded.model, &x, score, &opts, &mut rng)
             .with_context(|| format!("scoring {what} with {}", score.label()))?;
         let (highest, lowest) = extremes_of(&values, k);
+        if score == OodScore::LogPx && labels.iter().all(|&y| y >= 0) {
+            // The paper's Fig 10: log p(x) of the data, one histogram per class.
+            let classes = labels.iter().copied().max().unwrap_or(0) + 1;
+            let series: Vec<HistogramSeries> = (0..classes)
+                .map(|c| HistogramSeries {
+                    label: format!("class {c}"),
+                    values: values
+                        .iter()
+                        .zip(&labels)
+                        .filter(|(_, &y)| y == c)
+                        .map(|(&v, _)| v)
+                        .collect(),
+                })
+                .filter(|s| !s.values.is_empty())
+                .collect();
+            let png = out.join("logpx_by_class.png");
+            score_histograms_png(
+                &series,
+                40,
+                &format!("log p(x) by class, {what}"),
+                "log p(x)",
+                &png,
+            )
+            .with_context(|| format!("writing {}", png.display()))?;
+        }
         let key = match score {
             OodScore::LogPx => "logpx",
             _ => "maxpy",

@@ -98,6 +98,21 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
     let spec = GridSpec::new(total, c as usize, h as usize, w as usize, columns.max(1));
     let png = out.join(format!("{stem}.png"));
     write_grid(&png, &flat, &spec).with_context(|| format!("writing {}", png.display()))?;
+    if args.conditional {
+        // The paper's Fig 9: each class row ordered by log p(x), highest on the left.
+        let log_px = tch::no_grad(|| model.log_px(&samples.to_device(device), false))?;
+        let log_px = Vec::<f32>::try_from(log_px.to_device(Device::Cpu))?;
+        let mut order: Vec<i64> = Vec::with_capacity(total);
+        for class in 0..classes {
+            let mut row: Vec<usize> = (class * args.n..(class + 1) * args.n).collect();
+            row.sort_by(|&a, &b| log_px[b].total_cmp(&log_px[a]));
+            order.extend(row.into_iter().map(|i| i as i64));
+        }
+        let sorted = samples.index_select(0, &Tensor::from_slice(&order));
+        let flat = Vec::<f32>::try_from(sorted.flatten(0, -1))?;
+        let png = out.join("conditional_by_logpx.png");
+        write_grid(&png, &flat, &spec).with_context(|| format!("writing {}", png.display()))?;
+    }
     println!(
         "wrote {} samples to {} and {}",
         total,

@@ -197,6 +197,11 @@ fn generative_and_extremes_on_a_tiny_run() {
         );
     }
     assert_eq!(png_size(&out.join("conditional.png")), (side(3), side(10)));
+    // Fig 9: the same grid with each class row ordered by log p(x).
+    assert_eq!(
+        png_size(&out.join("conditional_by_logpx.png")),
+        (side(3), side(10))
+    );
     assert_eq!(png_size(&out.join("selected.png")), (side(2), side(10)));
 
     // Extremes of 60 test images, 9 per grid.
@@ -252,6 +257,9 @@ fn generative_and_extremes_on_a_tiny_run() {
         }
     }
 
+    // Fig 10: log p(x) of the test images, one histogram per class.
+    assert_eq!(png_size(&out.join("logpx_by_class.png")), (640, 480));
+
     // Extremes of generated samples (Figs 11, 12): the 20 unconditional samples drawn above,
     // scored as they are (model range, no evaluation noise).
     let samples_path = dir.path().join("gen").join("unconditional.npy");
@@ -296,6 +304,8 @@ fn generative_and_extremes_on_a_tiny_run() {
         sorted[19]
     );
     assert_eq!(png_size(&out.join("logpx_highest.png")), (side(2), side(2)));
+    // Samples carry no labels: no per-class histogram.
+    assert!(!out.join("logpx_by_class.png").exists());
 
     // A TorchScript file that is not there is named in the error.
     let missing = dir.path().join("no-such-inception.pt");
