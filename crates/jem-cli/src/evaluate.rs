@@ -186,15 +186,17 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
     let out = out_dir(&args.out, &loaded.checkpoint, "eval")?;
     let mut report = Vec::new();
     let mut table = format!(
-        "OOD detection (AUROC; in-distribution: {}, {} refinement steps, checkpoint {})\n\n| score |",
+        "OOD detection (in-distribution: {}, {} refinement steps, checkpoint {})\n\nAUROC\n\n",
         in_kind.name(),
         args.refine_steps,
         loaded.checkpoint.display()
     );
+    let mut header = String::from("| score |");
     for name in &args.ood {
-        table.push_str(&format!(" {name} |"));
+        header.push_str(&format!(" {name} |"));
     }
-    table.push_str(&format!("\n|---|{}\n", "---|".repeat(args.ood.len())));
+    header.push_str(&format!("\n|---|{}\n", "---|".repeat(args.ood.len())));
+    let mut rows: Vec<(OodScore, Vec<jem_eval::OodMetrics>)> = Vec::new();
     for score in &scores {
         let mut per_set = Vec::new();
         for (i, (name, data)) in sets.iter().enumerate() {
@@ -204,18 +206,17 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
                 .with_context(|| format!("scoring {name} with {}", score.name()))?;
             per_set.push((name.clone(), values));
         }
-        // `|` inside a cell would end it: escape it for Markdown.
-        table.push_str(&format!("| {} |", score.label().replace('|', "\\|")));
         let (_, in_scores) = &per_set[0];
+        let mut row = Vec::new();
         for (name, values) in &per_set[1..] {
             let metrics = jem_eval::ood_metrics(in_scores, values)?;
-            table.push_str(&format!(" {:.3} |", metrics.auroc));
             report.push(json!({
                 "score": score.name(), "in": in_kind.name(), "ood": name,
                 "refine_steps": args.refine_steps, "metrics": metrics,
             }));
+            row.push(metrics);
         }
-        table.push('\n');
+        rows.push((*score, row));
         let series: Vec<HistogramSeries> = per_set
             .into_iter()
             .map(|(label, values)| HistogramSeries { label, values })
@@ -230,7 +231,26 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
         )
         .with_context(|| format!("writing {}", png.display()))?;
     }
-    table.push_str("\nAUPR and FPR at 95% TPR per pair are in ood.json.\n");
+    let metric_tables: [(&str, fn(&jem_eval::OodMetrics) -> f64); 3] = [
+        ("AUROC", |m| m.auroc),
+        ("AUPR (in-distribution positive)", |m| m.aupr),
+        ("FPR at 95% TPR (lower is better)", |m| m.fpr_at_95_tpr),
+    ];
+    for (i, (title, value)) in metric_tables.iter().enumerate() {
+        if i > 0 {
+            table.push_str(&format!("\n{title}\n\n{header}"));
+        } else {
+            table.push_str(&header);
+        }
+        for (score, row) in &rows {
+            // `|` inside a cell would end it: escape it for Markdown.
+            table.push_str(&format!("| {} |", score.label().replace('|', "\\|")));
+            for metrics in row {
+                table.push_str(&format!(" {:.3} |", value(metrics)));
+            }
+            table.push('\n');
+        }
+    }
     write(&out.join("ood.md"), &table)?;
     write(
         &out.join("ood.json"),

@@ -173,15 +173,17 @@ impl Ranked {
     fn aupr(&self) -> f64 {
         let positives = self.num_in() as f64;
         let mut previous_tp = 0u64;
-        let mut ap = 0.0;
+        // Σ Δtp · precision, divided by the positives once at the end.
+        let mut weighted = 0.0;
         for (tp, fp) in self.roc_points() {
             if tp > previous_tp {
-                let recall_step = (tp - previous_tp) as f64 / positives;
-                ap += recall_step * tp as f64 / (tp + fp) as f64;
+                weighted += (tp - previous_tp) as f64 * (tp as f64 / (tp + fp) as f64);
                 previous_tp = tp;
             }
         }
-        ap
+        // Exactly at most 1; rounding in the sum could otherwise give 1 + 1 ulp for a
+        // perfect separation.
+        (weighted / positives).min(1.0)
     }
 
     fn fpr_at_tpr(&self, target_tpr: f64) -> f64 {

@@ -96,7 +96,7 @@ proptest! {
         let fast = fpr_at_tpr(&i, &o, target).unwrap();
         prop_assert_eq!(fast, naive_fpr_at_tpr(&i, &o, target));
         let ap = aupr(&i, &o).unwrap();
-        prop_assert!(ap > 0.0 && ap <= 1.0 + 1e-12, "aupr {}", ap);
+        prop_assert!(ap > 0.0 && ap <= 1.0, "aupr {}", ap);
     }
 
     #[test]
@@ -209,5 +209,16 @@ proptest! {
             prop_assert!(*s >= 1.0 - 1e-12 && *s <= k as f64 + 1e-12, "score {} k {}", s, k);
         }
         prop_assert!(is.std >= 0.0);
+    }
+}
+
+/// A perfect separation of many scores: AUPR is exactly 1, never 1 + rounding.
+#[test]
+fn aupr_of_a_perfect_separation_is_not_above_one() {
+    for n in [3usize, 200, 997] {
+        let inside: Vec<f64> = (0..n).map(|i| 10.0 + i as f64 * 0.37).collect();
+        let outside: Vec<f64> = (0..n).map(|i| -(i as f64) * 0.11).collect();
+        let ap = aupr(&inside, &outside).unwrap();
+        assert!(ap <= 1.0 && ap > 1.0 - 1e-12, "n = {n}: {ap}");
     }
 }

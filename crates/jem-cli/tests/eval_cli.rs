@@ -1,0 +1,169 @@
+//! `jem eval` and `jem calibrate` end to end on a tiny Fashion-MNIST run trained here.
+
+use std::path::Path;
+use std::process::Command;
+
+const TINY: &str = r#"
+[data]
+dataset = "fashion-mnist"
+n_valid = 100
+batch_size = 16
+eval_batch_size = 1000
+augment = false
+
+[model]
+depth = 10
+widen_factor = 1
+num_classes = 10
+in_channels = 1
+
+[sampler.sgld]
+steps = 2
+clamp = [-1.0, 1.0]
+
+[sampler.buffer]
+size = 100
+
+[train]
+mode = "jem"
+epochs = 1
+max_iterations = 30
+lr = 1e-3
+log_every = 10
+checkpoint_every = 100
+"#;
+
+fn jem(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jem"))
+        .args(args)
+        .env("JEM_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = jem(args);
+    assert!(
+        out.status.success(),
+        "jem {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let img = jem_data::decode::decode_image(&std::fs::read(path).unwrap(), path).unwrap();
+    (img.width(), img.height())
+}
+
+#[test]
+fn eval_and_calibrate_write_consistent_tables_json_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let run = dir.path().join("run");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    ok(&[
+        "train",
+        "--quiet",
+        "--config",
+        &s(&config),
+        "--out",
+        &s(&run),
+    ]);
+
+    let out = dir.path().join("eval");
+    let stdout = ok(&[
+        "eval",
+        "--checkpoint",
+        &s(&run),
+        "--ood",
+        "uniform,constant,interp",
+        "--n",
+        "200",
+        "--out",
+        &s(&out),
+    ]);
+    assert!(
+        stdout.contains("| score | uniform | constant | interp |"),
+        "{stdout}"
+    );
+    let report = json(&out.join("ood.json"));
+    let rows = report.as_array().unwrap();
+    assert_eq!(rows.len(), 9, "3 scores x 3 OOD sets");
+    for row in rows {
+        for key in ["auroc", "aupr", "fpr_at_95_tpr"] {
+            let v = row["metrics"][key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+        }
+        assert_eq!(row["metrics"]["num_in"], 200);
+    }
+    // Uniform noise is far from clothes: even a barely trained JEM's log p(x) tells them apart.
+    let px_uniform = rows
+        .iter()
+        .find(|r| r["score"] == "px" && r["ood"] == "uniform")
+        .unwrap();
+    assert!(
+        px_uniform["metrics"]["auroc"].as_f64().unwrap() > 0.9,
+        "{px_uniform}"
+    );
+    for score in ["px", "py", "pxgrad"] {
+        assert_eq!(png_size(&out.join(format!("hist_{score}.png"))), (640, 480));
+    }
+    assert_eq!(std::fs::read_to_string(out.join("ood.md")).unwrap(), stdout);
+
+    let out = dir.path().join("calibration");
+    ok(&[
+        "calibrate",
+        "--checkpoint",
+        &s(&run),
+        "--n",
+        "500",
+        "--out",
+        &s(&out),
+    ]);
+    let report = json(&out.join("calibration.json"));
+    let bins = report["reliability"]["bins"].as_array().unwrap();
+    assert_eq!(bins.len(), 20);
+    let n: u64 = bins.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(n, 500);
+    // ECE recomputed from the bins: sum of |B|/n |acc - conf|.
+    let ece: f64 = bins
+        .iter()
+        .filter(|b| b["count"].as_u64().unwrap() > 0)
+        .map(|b| {
+            b["count"].as_f64().unwrap() / 500.0
+                * (b["accuracy"].as_f64().unwrap() - b["mean_confidence"].as_f64().unwrap()).abs()
+        })
+        .sum();
+    assert!((ece - report["ece"].as_f64().unwrap()).abs() < 1e-9);
+    // Accuracy recomputed from the bins: sum of |B| acc / n.
+    let acc: f64 = bins
+        .iter()
+        .filter(|b| b["count"].as_u64().unwrap() > 0)
+        .map(|b| b["count"].as_f64().unwrap() * b["accuracy"].as_f64().unwrap() / 500.0)
+        .sum();
+    assert!((acc - report["classification"]["accuracy"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(png_size(&out.join("reliability.png")), (640, 480));
+}
+
+#[test]
+fn eval_errors_name_what_is_wrong() {
+    let out = jem(&["eval", "--checkpoint", "/nonexistent/run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/run: no checkpoint found"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = jem(&[
+        "eval",
+        "--checkpoint",
+        dir.path().to_str().unwrap(),
+        "--scores",
+        "nope",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("px, py or pxgrad"));
+}
