@@ -115,6 +115,9 @@ fn ood_set(
     truncate(data, limit)
 }
 
+/// Reads one figure out of an OOD evaluation.
+type MetricOf = fn(&jem_eval::OodMetrics) -> f64;
+
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// Run directory or checkpoint file.
@@ -231,7 +234,7 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
         )
         .with_context(|| format!("writing {}", png.display()))?;
     }
-    let metric_tables: [(&str, fn(&jem_eval::OodMetrics) -> f64); 3] = [
+    let metric_tables: [(&str, MetricOf); 3] = [
         ("AUROC", |m| m.auroc),
         ("AUPR (in-distribution positive)", |m| m.aupr),
         ("FPR at 95% TPR (lower is better)", |m| m.fpr_at_95_tpr),
