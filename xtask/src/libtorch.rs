@@ -127,36 +127,15 @@ fn provision(cuda: bool) -> Result<Libtorch> {
         install.display()
     );
     let python = python()?;
-    let mut pip = Command::new(&python);
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-compile",
-        "--disable-pip-version-check",
-    ])
-    .arg("--target")
-    .arg(&partial)
-    .arg("--no-deps")
-    .arg(format!("torch=={TORCH_VERSION}"))
-    .args(CPU_EXTRA_WHEELS);
-    run_checked(&mut pip).context("downloading the torch wheel with pip failed")?;
+    let torch_wheel = format!("torch=={TORCH_VERSION}");
+    let mut packages = vec![torch_wheel.as_str()];
+    packages.extend(CPU_EXTRA_WHEELS);
+    pip_install(&python, &partial, &packages, true)
+        .context("downloading the torch wheel with pip failed")?;
     if cuda {
         // These bring their own nvidia-* dependencies, so no --no-deps here.
-        let mut pip = Command::new(&python);
-        pip.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-compile",
-            "--disable-pip-version-check",
-        ])
-        .arg("--target")
-        .arg(&partial)
-        .args(CUDA_WHEELS);
-        run_checked(&mut pip).context("downloading the CUDA wheels with pip failed")?;
+        pip_install(&python, &partial, CUDA_WHEELS, false)
+            .context("downloading the CUDA wheels with pip failed")?;
     }
     let partial_torch = partial.join("torch");
     check_layout(&partial_torch)?;
@@ -210,6 +189,25 @@ fn link_nvidia_libs(site: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `pip install --target <target> <packages>`, quietly.
+fn pip_install(python: &str, target: &Path, packages: &[&str], no_deps: bool) -> Result<()> {
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+    ])
+    .arg("--target")
+    .arg(target);
+    if no_deps {
+        pip.arg("--no-deps");
+    }
+    run_checked(pip.args(packages))
 }
 
 fn check_layout(dir: &Path) -> Result<()> {

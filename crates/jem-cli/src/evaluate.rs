@@ -163,6 +163,23 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes `<stem>.md` (the Markdown table) and `<stem>.json` into `out` and prints the table.
+pub(crate) fn write_report<T: serde::Serialize + ?Sized>(
+    out: &Path,
+    stem: &str,
+    table: &str,
+    report: &T,
+) -> Result<()> {
+    write(&out.join(format!("{stem}.md")), table)?;
+    write(
+        &out.join(format!("{stem}.json")),
+        &serde_json::to_string_pretty(report)?,
+    )?;
+    print!("{table}");
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
     let scores: Vec<OodScore> = args
         .scores
@@ -254,13 +271,7 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
             table.push('\n');
         }
     }
-    write(&out.join("ood.md"), &table)?;
-    write(
-        &out.join("ood.json"),
-        &serde_json::to_string_pretty(&report)?,
-    )?;
-    print!("{table}");
-    eprintln!("wrote {}", out.display());
+    write_report(&out, "ood", &table, &report)?;
     Ok(())
 }
 
@@ -322,12 +333,6 @@ pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
         "checkpoint": loaded.checkpoint, "data": kind.name(), "ece": diagram.ece,
         "classification": cls, "reliability": diagram,
     });
-    write(&out.join("calibration.md"), &table)?;
-    write(
-        &out.join("calibration.json"),
-        &serde_json::to_string_pretty(&report)?,
-    )?;
-    print!("{table}");
-    eprintln!("wrote {}", out.display());
+    write_report(&out, "calibration", &table, &report)?;
     Ok(())
 }

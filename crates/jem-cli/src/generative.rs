@@ -5,7 +5,7 @@
 //! `jem generative` draws its samples exactly as `jem sample` does (it calls `sample::run` with
 //! the same options), so the sample grid it writes is the `jem sample` grid.
 
-use crate::evaluate::{self, out_dir, test_set, write};
+use crate::evaluate::{self, out_dir, test_set, write_report};
 use crate::sample;
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Args, FromArgMatches};
@@ -316,13 +316,7 @@ pub fn generative(args: &GenerativeArgs, device: Device) -> Result<()> {
     if let (Value::Object(map), Value::Object(more)) = (&mut report, extra) {
         map.extend(more);
     }
-    write(&out.join("generative.md"), &table)?;
-    write(
-        &out.join("generative.json"),
-        &serde_json::to_string_pretty(&report)?,
-    )?;
-    print!("{table}");
-    eprintln!("wrote {}", out.display());
+    write_report(&out, "generative", &table, &report)?;
     Ok(())
 }
 
@@ -506,12 +500,6 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
     report.insert("data".into(), json!(what));
     report.insert("n_images".into(), json!(n_images));
     report.insert("k".into(), json!(k));
-    write(&out.join("extremes.md"), &table)?;
-    write(
-        &out.join("extremes.json"),
-        &serde_json::to_string_pretty(&Value::Object(report))?,
-    )?;
-    print!("{table}");
-    eprintln!("wrote {}", out.display());
+    write_report(&out, "extremes", &table, &Value::Object(report))?;
     Ok(())
 }
