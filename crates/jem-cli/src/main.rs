@@ -20,7 +20,7 @@ const DEFAULT_LOG_FILTER: &str = "info,jem_train::trainer=warn";
 #[command(
     name = "jem",
     version,
-    about = "Joint Energy-based Models: train, evaluate, sample, attack"
+    about = "Joint Energy-based Models: train, evaluate, sample"
 )]
 struct Cli {
     /// Where tensors live: `cpu`, `cuda` or `cuda:N`. `cuda` without a GPU is an error.
