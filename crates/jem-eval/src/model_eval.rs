@@ -151,16 +151,8 @@ pub fn ood_scores(
     opts: &ScoreOptions,
     rng: &mut Pcg64,
 ) -> Result<Vec<f64>> {
-    let n = check_images(images, opts.batch_size)?;
-    let mut out = Vec::with_capacity(n as usize);
-    let mut start = 0;
-    while start < n {
-        let len = (opts.batch_size as i64).min(n - start);
-        let x = images
-            .f_narrow(0, start, len)
-            .map_err(torch("batch"))?
-            .to_device(opts.device);
-        let x = refined(model, &x, opts, rng)?;
+    let mut out = Vec::new();
+    for_each_batch(model, images, opts, rng, |start, x| {
         let values = match score {
             OodScore::LogPx => {
                 tch::no_grad(|| model.log_px(&x, false)).map_err(model_err("log p(x)"))?
@@ -192,13 +184,13 @@ pub fn ood_scores(
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(EvalError::NonFinite {
                 arg: "scores",
-                index: start as usize + i,
+                index: start + i,
                 value: values[i],
             });
         }
         out.extend(values);
-        start += len;
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -209,17 +201,9 @@ pub fn predict_probs(
     opts: &ScoreOptions,
     rng: &mut Pcg64,
 ) -> Result<(Vec<f32>, usize)> {
-    let n = check_images(images, opts.batch_size)?;
     let mut out = Vec::new();
     let mut classes = 0usize;
-    let mut start = 0;
-    while start < n {
-        let len = (opts.batch_size as i64).min(n - start);
-        let x = images
-            .f_narrow(0, start, len)
-            .map_err(torch("batch"))?
-            .to_device(opts.device);
-        let x = refined(model, &x, opts, rng)?;
+    for_each_batch(model, images, opts, rng, |_, x| {
         let probs = tch::no_grad(|| model.log_py_given_x(&x, false))
             .map_err(model_err("log p(y|x)"))?
             .exp();
@@ -232,7 +216,30 @@ pub fn predict_probs(
         )
         .map_err(torch("reading probabilities"))?;
         out.extend(values);
+        Ok(())
+    })?;
+    Ok((out, classes))
+}
+
+/// Runs `f(first_index, batch)` over `images` in batches of `opts.batch_size`, each batch moved
+/// to `opts.device` and refined by `opts.refine_steps` SGLD steps first.
+fn for_each_batch(
+    model: &dyn JointEnergyModel,
+    images: &Tensor,
+    opts: &ScoreOptions,
+    rng: &mut Pcg64,
+    mut f: impl FnMut(usize, Tensor) -> Result<()>,
+) -> Result<()> {
+    let n = check_images(images, opts.batch_size)?;
+    let mut start = 0;
+    while start < n {
+        let len = (opts.batch_size as i64).min(n - start);
+        let x = images
+            .f_narrow(0, start, len)
+            .map_err(torch("batch"))?
+            .to_device(opts.device);
+        f(start as usize, refined(model, &x, opts, rng)?)?;
         start += len;
     }
-    Ok((out, classes))
+    Ok(())
 }
