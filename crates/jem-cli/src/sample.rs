@@ -48,7 +48,7 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
         args.n
     };
     let mut rng = Pcg64::seed_from_u64(args.seed);
-    let start = starting_points(args, &loaded.checkpoint, total, &mut rng, device)?;
+    let start = starting_points(args, &loaded, total, &mut rng, device)?;
     let (c, h, w) = (start.size()[1], start.size()[2], start.size()[3]);
     let sgld_cfg = SgldConfig {
         steps: args.steps,
@@ -126,19 +126,23 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
 /// samples), or U(-1, 1) noise when asked or when the run kept no buffer.
 fn starting_points(
     args: &SampleArgs,
-    checkpoint: &std::path::Path,
+    loaded: &evaluate::Loaded,
     total: usize,
     rng: &mut Pcg64,
     device: Device,
 ) -> Result<Tensor> {
-    let data = jem_train::checkpoint::read_checkpoint(checkpoint)?;
-    let buffer: Vec<(String, Tensor)> = data
-        .tensors
-        .into_iter()
-        .filter(|(n, _)| n.starts_with("buffer."))
-        .collect();
-    let cfg = jem_train::checkpoint_config(checkpoint)?;
-    let [c, h, w] = cfg.data.dataset.image_shape().map(|v| v as i64);
+    let checkpoint = &loaded.checkpoint;
+    // The config is already loaded; the checkpoint is read again only for its buffer.
+    let buffer: Vec<(String, Tensor)> = if args.from_noise {
+        Vec::new()
+    } else {
+        jem_train::checkpoint::read_checkpoint(checkpoint)?
+            .tensors
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("buffer."))
+            .collect()
+    };
+    let [c, h, w] = loaded.config.data.dataset.image_shape().map(|v| v as i64);
     if args.from_noise || buffer.is_empty() {
         if !args.from_noise {
             tracing::warn!(
