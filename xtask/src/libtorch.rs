@@ -24,7 +24,7 @@ const CPU_EXTRA_WHEELS: &[&str] = &["nvidia-cuda-runtime==13.0.96", "nvidia-cuda
 
 /// The Linux CUDA requirements of torch 2.13.0 (from its wheel METADATA), less the
 /// Python-only ones (triton, cuda-bindings).
-const CUDA_WHEELS: &[&str] = &[
+pub const CUDA_WHEELS: &[&str] = &[
     "cuda-toolkit[cublas,cudart,cufft,cufile,cupti,curand,cusolver,cusparse,nvjitlink,nvrtc,nvtx]==13.0.3",
     "nvidia-cudnn-cu13==9.20.0.48",
     "nvidia-cusparselt-cu13==0.8.1",
@@ -192,7 +192,7 @@ fn link_nvidia_libs(site: &Path) -> Result<()> {
 }
 
 /// `pip install --target <target> <packages>`, quietly.
-fn pip_install(python: &str, target: &Path, packages: &[&str], no_deps: bool) -> Result<()> {
+pub fn pip_install(python: &str, target: &Path, packages: &[&str], no_deps: bool) -> Result<()> {
     let mut pip = Command::new(python);
     pip.args([
         "-m",

@@ -3,6 +3,7 @@
 //! xtask builds before libtorch exists (it depends on no jem crate and not on
 //! tch), which is what lets it provision libtorch in the first place.
 
+mod bench;
 mod dataset;
 mod libtorch;
 mod reproduce;
@@ -29,6 +30,9 @@ enum Command {
     Test(test::TestArgs),
     /// Reproduce a table or figure of the JEM paper (cpu preset by default).
     Reproduce(reproduce::ReproduceArgs),
+    /// Time our JEM iteration against the independent PyTorch peer on synthetic data
+    /// (runs/bench/bench.md and bench.json).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -36,5 +40,6 @@ fn main() -> Result<()> {
         Command::Setup(args) => setup::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Reproduce(args) => reproduce::run(&args),
+        Command::Bench(args) => bench::run(&args),
     }
 }

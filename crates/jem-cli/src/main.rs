@@ -1,5 +1,7 @@
 //! `jem`: the command line over the jem crates.
 
+mod attack;
+mod bench;
 mod device;
 mod evaluate;
 mod generative;
@@ -51,6 +53,11 @@ enum Command {
     Generative(generative::GenerativeArgs),
     /// Grids of the test images with the highest and lowest log p(x) and max p(y|x).
     Extremes(generative::ExtremesArgs),
+    /// Adversarial robustness: PGD (L∞/L2) through SGLD refinement, boundary, pointwise,
+    /// transfer and distal attacks; curves as CSV, JSON and PNG.
+    Attack(attack::AttackArgs),
+    /// Time the training iteration on synthetic data (JSON line; see `cargo xtask bench`).
+    BenchStep(bench::BenchStepArgs),
 }
 
 fn main() -> Result<()> {
@@ -75,7 +82,9 @@ fn main() -> Result<()> {
         Command::Eval(args) => evaluate::eval(&args, device),
         Command::Calibrate(args) => evaluate::calibrate(&args, device),
         Command::Sample(args) => sample::run(&args, device),
+        Command::Attack(args) => attack::run(&args, device),
         Command::Generative(args) => generative::generative(&args, device),
         Command::Extremes(args) => generative::extremes(&args, device),
+        Command::BenchStep(args) => bench::run(&args, device, cli.threads),
     }
 }

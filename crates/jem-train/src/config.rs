@@ -176,6 +176,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Epochs at whose start the learning rate is multiplied by `decay_rate` (staircase).
     pub decay_epochs: Vec<usize>,
+    /// Iterations (0-based, counted over the whole run) from which the learning rate is
+    /// multiplied by `decay_rate` once more: a staircase for runs bounded by
+    /// `max_iterations` rather than by epochs. Combines with `decay_epochs`.
+    pub decay_iterations: Vec<u64>,
     /// Staircase decay factor.
     pub decay_rate: f64,
     /// Linear learning-rate warmup over this many iterations (0 = none).
@@ -220,6 +224,7 @@ impl Default for TrainConfig {
             nesterov: false,
             weight_decay: 0.0,
             decay_epochs: vec![50, 100],
+            decay_iterations: vec![],
             decay_rate: 0.3,
             warmup_iters: 0,
             ce_weight: 1.0,
@@ -339,6 +344,15 @@ impl TrainConfig {
                 "strictly increasing epochs",
             ));
         }
+        if self.decay_iterations.windows(2).any(|w| w[0] >= w[1])
+            || self.decay_iterations.first() == Some(&0)
+        {
+            return Err(TrainError::invalid(
+                "train.decay_iterations",
+                format!("{:?}", self.decay_iterations),
+                "strictly increasing iterations >= 1",
+            ));
+        }
         finite_in(
             "train.decay_rate",
             self.decay_rate,
@@ -368,9 +382,15 @@ impl TrainConfig {
     }
 
     /// Learning rate of `iteration` (0-based) in `epoch` before any recovery scaling:
-    /// staircase decay times the linear warmup factor `min(1, (iteration + 1) / warmup_iters)`.
+    /// staircase decay (`decay_epochs` reached by `epoch` plus `decay_iterations` reached by
+    /// `iteration`) times the linear warmup factor `min(1, (iteration + 1) / warmup_iters)`.
     pub fn lr_at(&self, iteration: u64, epoch: usize) -> f64 {
-        let decays = self.decay_epochs.iter().filter(|&&e| e <= epoch).count();
+        let decays = self.decay_epochs.iter().filter(|&&e| e <= epoch).count()
+            + self
+                .decay_iterations
+                .iter()
+                .filter(|&&i| i <= iteration)
+                .count();
         let mut lr = self.lr * self.decay_rate.powi(decays as i32);
         if self.warmup_iters > 0 && iteration < self.warmup_iters {
             lr *= (iteration + 1) as f64 / self.warmup_iters as f64;

@@ -20,6 +20,7 @@ pub use metrics::{
 };
 pub use optim::{Optimizer, OptimizerSettings};
 pub use recovery::{DivergenceReport, RecoveryEvent, RecoveryState};
+pub use trainer::bench;
 pub use trainer::{
     checkpoint_config, files, load_model, resume, resume_with_data, train, train_with_data,
     StopReason, TrainData, TrainSummary,

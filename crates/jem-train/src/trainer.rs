@@ -25,6 +25,8 @@ use crate::optim::{copy_variables, restore_variables, Optimizer, OptimizerSettin
 use crate::recovery::{detect, Divergence, EnergyStats, RecoveryState};
 use crate::rng::{stream_rng, tch_seed, Stream};
 
+pub mod bench;
+
 /// File names inside a run directory.
 pub mod files {
     /// The resolved config, written at the start.

@@ -127,6 +127,10 @@ fn out_of_range_values_name_key_value_and_range() {
             "train.decay_epochs=[100, 50]",
             &["train.decay_epochs", "[100, 50]", "increasing"],
         ),
+        (
+            "train.decay_iterations=[0, 5]",
+            &["train.decay_iterations", "[0, 5]", "increasing"],
+        ),
         ("train.epochs=0", &["train.epochs", "0", "1..="]),
         ("train.grad_clip=0", &["train.grad_clip", "0", "> 0"]),
         ("train.max_minutes=-2", &["train.max_minutes", "-2"]),
@@ -185,4 +189,9 @@ fn lr_schedule_is_warmup_times_staircase() {
     assert_eq!(c.lr_at(10, 1), 1.0);
     assert_eq!(c.lr_at(10, 2), 0.5);
     assert_eq!(c.lr_at(1, 6), 0.125);
+    // Iteration milestones stack on the epoch ones.
+    c.decay_iterations = vec![20, 30];
+    assert_eq!(c.lr_at(19, 1), 1.0);
+    assert_eq!(c.lr_at(20, 1), 0.5);
+    assert_eq!(c.lr_at(30, 2), 0.125);
 }

@@ -1,0 +1,3 @@
+fn main() {
+    jem_build::link_libtorch();
+}

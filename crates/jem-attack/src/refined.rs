@@ -1,0 +1,177 @@
+//! JEM-k under attack: the classifier that refines its input by `k` SGLD steps before
+//! classifying, with the paper's expectation over transformations (EOT, Appendix G.1, Eq. 11):
+//!
+//! ```text
+//! log p_k^n(y | x) = (1/n) Σ_i log p(y | x_i),   x_i ~ SGLD(x, k)
+//! ```
+//!
+//! Averaging the log-probabilities of `n` independent refinements makes the stochastic defence
+//! nearly deterministic, so a gradient attack sees the expected gradient rather than one noisy
+//! draw; the gradient flows through every SGLD step (second-order autograd).
+
+use std::cell::RefCell;
+
+use jem_model::{JointEnergyModel, ModelError};
+use jem_sampler::{refine, SgldConfig};
+use rand_pcg::Pcg64;
+use tch::Tensor;
+
+use crate::error::{AttackError, Result};
+use crate::target::AttackTarget;
+
+/// The paper's number of EOT chains (Appendix G.1: 10 gave the same results as 5).
+pub const DEFAULT_CHAINS: usize = 5;
+
+/// A JEM classifier that refines inputs by `refine_steps` SGLD steps on log p(x) and averages
+/// log p(y | x) over `chains` independent refinements (JEM-k with EOT).
+///
+/// The model is always run in eval mode (`train = false`), as the paper samples and attacks it.
+/// All `chains` refinements of a batch run as one batch of `chains · N` inputs (rows
+/// `i·N .. (i+1)·N` are chain `i`); in eval mode the samples do not interact, so this only saves
+/// time.
+pub struct RefinedClassifier<'a> {
+    model: &'a dyn JointEnergyModel,
+    num_classes: i64,
+    refine_steps: usize,
+    chains: usize,
+    sgld: SgldConfig,
+}
+
+impl<'a> RefinedClassifier<'a> {
+    /// JEM-`refine_steps` over `model` (which outputs `num_classes` logits), averaging `chains`
+    /// refinements, with SGLD settings `sgld` (its `steps` field is ignored; the paper refines
+    /// with its sampling settings, `SgldConfig::default()`).
+    pub fn new(
+        model: &'a dyn JointEnergyModel,
+        num_classes: i64,
+        refine_steps: usize,
+        chains: usize,
+        sgld: SgldConfig,
+    ) -> Result<Self> {
+        if num_classes < 1 {
+            return Err(AttackError::InvalidConfig {
+                config: "RefinedClassifier",
+                field: "num_classes",
+                value: num_classes.to_string(),
+                allowed: ">= 1",
+            });
+        }
+        if chains == 0 {
+            return Err(AttackError::InvalidConfig {
+                config: "RefinedClassifier",
+                field: "chains",
+                value: chains.to_string(),
+                allowed: ">= 1",
+            });
+        }
+        sgld.check()?;
+        Ok(Self {
+            model,
+            num_classes,
+            refine_steps,
+            chains,
+            sgld,
+        })
+    }
+
+    /// The plain classifier (JEM-0): no refinement, one chain.
+    pub fn plain(model: &'a dyn JointEnergyModel, num_classes: i64) -> Result<Self> {
+        Self::new(model, num_classes, 0, 1, SgldConfig::default())
+    }
+
+    /// Number of SGLD refinement steps k.
+    pub fn refine_steps(&self) -> usize {
+        self.refine_steps
+    }
+
+    /// Number of EOT chains n.
+    pub fn chains(&self) -> usize {
+        self.chains
+    }
+
+    /// The SGLD settings of the refinement.
+    pub fn sgld(&self) -> &SgldConfig {
+        &self.sgld
+    }
+
+    /// `log_softmax(logits(x))` in eval mode, shape-checked.
+    fn log_softmax(&self, x: &Tensor) -> Result<Tensor> {
+        let logits = self.model.logits(x, false)?;
+        let n = x.size().first().copied().unwrap_or(0);
+        if logits.size() != [n, self.num_classes] {
+            return Err(AttackError::InvalidArgument(format!(
+                "model logits: expected shape [{n}, {}], got {:?}",
+                self.num_classes,
+                logits.size()
+            )));
+        }
+        Ok(logits.f_log_softmax(1, tch::Kind::Float)?)
+    }
+
+    /// Runs the refinement of `x` (possibly the chains' stacked copies), keeping the graph when
+    /// `x` requires grad.
+    fn refined(&self, x: &Tensor, rng: &mut Pcg64) -> Result<Tensor> {
+        // The sampler takes an infallible density; a model error is parked here and the closure
+        // returns a wrongly shaped tensor, which makes the sampler stop with a shape error that
+        // is then replaced by the parked model error.
+        let failure: RefCell<Option<ModelError>> = RefCell::new(None);
+        let density = |x: &Tensor| -> Tensor {
+            match self.model.log_px(x, false) {
+                Ok(log_px) => log_px,
+                Err(e) => {
+                    failure.borrow_mut().get_or_insert(e);
+                    let n = x.size().first().copied().unwrap_or(0);
+                    Tensor::zeros([n + 1], (tch::Kind::Float, x.device()))
+                }
+            }
+        };
+        let create_graph = x.requires_grad();
+        let result = refine(
+            &density,
+            x,
+            self.refine_steps,
+            &self.sgld,
+            create_graph,
+            rng,
+        );
+        if let Some(e) = failure.into_inner() {
+            return Err(e.into());
+        }
+        Ok(result?.0)
+    }
+}
+
+impl AttackTarget for RefinedClassifier<'_> {
+    fn num_classes(&self) -> i64 {
+        self.num_classes
+    }
+
+    /// Eq. 11. With `refine_steps = 0` the transformation is the identity, so the model is
+    /// evaluated once whatever `chains` is (n identical terms average to the same value), which
+    /// makes JEM-0 exactly the plain model.
+    fn log_probs(&self, x: &Tensor, rng: &mut Pcg64) -> Result<Tensor> {
+        let shape = x.size();
+        let Some(&n) = shape.first() else {
+            return Err(AttackError::InvalidArgument(
+                "inputs `x`: expected a batch [N, ...], got a scalar".into(),
+            ));
+        };
+        if self.refine_steps == 0 || n == 0 {
+            return self.log_softmax(x);
+        }
+        let chains = self.chains as i64;
+        // [n·N, ...]: chain i occupies rows i·N..(i+1)·N; `repeat` keeps x in the graph.
+        let mut repeats = vec![1i64; shape.len()];
+        repeats[0] = chains;
+        let stacked = if chains == 1 {
+            x.shallow_clone()
+        } else {
+            x.f_repeat(repeats.as_slice())?
+        };
+        let refined = self.refined(&stacked, rng)?;
+        let log_probs = self.log_softmax(&refined)?;
+        Ok(log_probs
+            .f_view([chains, n, self.num_classes])?
+            .f_mean_dim([0i64].as_slice(), false, tch::Kind::Float)?)
+    }
+}

@@ -1,0 +1,207 @@
+//! `jem attack` end to end on tiny Fashion-MNIST runs (a JEM and a baseline) trained here.
+
+use std::path::Path;
+use std::process::Command;
+
+const TINY: &str = r#"
+[data]
+dataset = "fashion-mnist"
+n_valid = 100
+batch_size = 16
+eval_batch_size = 1000
+augment = false
+
+[model]
+depth = 10
+widen_factor = 1
+num_classes = 10
+in_channels = 1
+
+[sampler.sgld]
+steps = 2
+clamp = [-1.0, 1.0]
+
+[sampler.buffer]
+size = 100
+
+[train]
+mode = "jem"
+epochs = 1
+max_iterations = 40
+lr = 1e-3
+log_every = 10
+checkpoint_every = 100
+"#;
+
+fn jem(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jem"))
+        // Tiny tensors: libtorch's thread pool costs more than it saves.
+        .args(["--threads", "1"])
+        .args(args)
+        .env("JEM_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = jem(args);
+    assert!(
+        out.status.success(),
+        "jem {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let img = jem_data::decode::decode_image(&std::fs::read(path).unwrap(), path).unwrap();
+    (img.width(), img.height())
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn attack_writes_monotone_curves_tables_and_plots_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let jem_run = dir.path().join("jem");
+    let base_run = dir.path().join("base");
+    for (run, mode) in [(&jem_run, "jem"), (&base_run, "baseline")] {
+        ok(&[
+            "train",
+            "--quiet",
+            "--config",
+            &s(&config),
+            "--set",
+            &format!("train.mode=\"{mode}\""),
+            "--out",
+            &s(run),
+        ]);
+    }
+    let models = format!("jem={},base={}", s(&jem_run), s(&base_run));
+    let attack = |out: &Path| {
+        ok(&[
+            "attack",
+            "--quiet",
+            "--checkpoint",
+            &models,
+            "--attack",
+            "pgd-linf",
+            "--refine-steps",
+            "0,1",
+            "--eot",
+            "2",
+            "--n",
+            "6",
+            "--iterations",
+            "4",
+            "--restarts",
+            "2",
+            "--bisection-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--out",
+            &s(out),
+        ])
+    };
+    let out = dir.path().join("attack");
+    let table = attack(&out);
+    for row in ["| jem JEM-0 |", "| jem JEM-1 |", "| base |", "ε = 8 |"] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    let report = json(&out.join("pgd-linf.json"));
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(
+        models.len(),
+        3,
+        "JEM-0, JEM-1 and the baseline at k = 0 only"
+    );
+    assert_eq!(report["test_indices"].as_array().unwrap().len(), 6);
+    for m in models {
+        let points = m["curve"]["points"].as_array().unwrap();
+        let acc: Vec<f64> = points
+            .iter()
+            .map(|p| p["accuracy"].as_f64().unwrap())
+            .collect();
+        // Accuracy can only fall as the budget grows, and starts at the clean accuracy.
+        assert!(acc.windows(2).all(|w| w[1] <= w[0]), "{acc:?}");
+        assert_eq!(acc[0], m["clean_accuracy"].as_f64().unwrap());
+        for p in points {
+            let (e, px) = (
+                p["eps"].as_f64().unwrap(),
+                p["eps_pixels"].as_f64().unwrap(),
+            );
+            assert!((px - 127.5 * e).abs() <= 1e-9 * px.max(1.0));
+        }
+        // Every broken input's distance lies within the box's L∞ diameter; 6 inputs in all.
+        let distances = m["distances"].as_array().unwrap();
+        assert_eq!(distances.len(), 6);
+        for d in distances.iter().filter_map(|d| d.as_f64()) {
+            assert!((0.0..=2.0 + 1e-6).contains(&d), "{d}");
+        }
+    }
+    let csv = std::fs::read_to_string(out.join("pgd-linf.csv")).unwrap();
+    assert!(csv.starts_with("model,refine_steps,eps,eps_pixels,accuracy\n"));
+    assert_eq!(csv.lines().count(), 1 + 3 * 101);
+    let (w, h) = png_size(&out.join("pgd-linf.png"));
+    assert!(w > 200 && h > 150, "{w}x{h}");
+
+    // Same seed, same everything.
+    let again = dir.path().join("again");
+    attack(&again);
+    assert_eq!(
+        report["models"],
+        json(&again.join("pgd-linf.json"))["models"]
+    );
+
+    // Distal adversarials: one grid row per class.
+    let distal = dir.path().join("distal");
+    ok(&[
+        "attack",
+        "--quiet",
+        "--checkpoint",
+        &s(&jem_run),
+        "--attack",
+        "distal",
+        "--per-class",
+        "2",
+        "--out",
+        &s(&distal),
+    ]);
+    let report = json(&distal.join("distal.json"));
+    let classes = report["models"][0]["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 10);
+    for c in classes {
+        let probs = c["probabilities"].as_array().unwrap();
+        let reached = c["reached"].as_array().unwrap();
+        assert_eq!(probs.len(), 2);
+        for (p, r) in probs.iter().zip(reached) {
+            assert_eq!(p.as_f64().unwrap() > 0.9, r.as_bool().unwrap());
+        }
+    }
+    let grid = report["models"][0]["grid"].as_str().unwrap();
+    // 2 columns x 10 rows of 28-pixel cells with 2-pixel padding.
+    assert_eq!(png_size(&distal.join(grid)), (2 + 2 * 30, 2 + 10 * 30));
+}
+
+#[test]
+fn attack_rejects_bad_input_with_a_clear_message() {
+    let missing = "/nonexistent/run-dir";
+    let out = jem(&["attack", "--checkpoint", missing, "--attack", "pgd-l2"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(missing), "{err}");
+
+    let out = jem(&["attack", "--checkpoint", missing, "--attack", "fgsm"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fgsm") && err.contains("pgd-linf"), "{err}");
+}
