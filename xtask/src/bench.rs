@@ -7,7 +7,7 @@
 
 use crate::libtorch::{self, pip_install, Libtorch, CUDA_WHEELS, TORCH_VERSION};
 use crate::setup::{self, SetupArgs};
-use crate::util::{describe, run_checked, workspace_root};
+use crate::util::{describe, run_checked, workspace_root, write_results};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -232,17 +232,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             }))
             .collect::<Vec<_>>(),
     });
-    std::fs::write(out.join("bench.md"), &markdown)?;
-    std::fs::write(
-        out.join("bench.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    println!("{markdown}");
-    eprintln!(
-        "wrote {} and {}",
-        out.join("bench.md").display(),
-        out.join("bench.json").display()
-    );
+    write_results(&out, "bench", &markdown, &report)?;
     Ok(())
 }
 

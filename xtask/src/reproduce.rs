@@ -6,7 +6,7 @@
 //! under `runs/<preset>/`.
 
 use crate::setup::{self, SetupArgs};
-use crate::util::{run_checked, workspace_root};
+use crate::util::{run_checked, workspace_root, write_results};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -151,20 +151,27 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 &args.device,
             )?;
             let eval_dir = seed_dir.join("table3").join(model.name);
-            run_checked(
-                Command::new(&jem)
-                    .current_dir(&root)
-                    .args(["--device", &args.device, "eval", "--checkpoint"])
-                    .arg(&run_dir)
-                    .args([
-                        "--ood",
-                        &preset.ood.join(","),
-                        "--scores",
-                        "px,py,pxgrad",
-                        "--out",
-                    ])
-                    .arg(&eval_dir),
-            )?;
+            if is_fresh(&eval_dir.join("ood.json"), &run_dir.join("summary.json")) {
+                eprintln!(
+                    "{}: evaluation of the finished run found, not re-evaluating",
+                    eval_dir.display()
+                );
+            } else {
+                run_checked(
+                    Command::new(&jem)
+                        .current_dir(&root)
+                        .args(["--device", &args.device, "eval", "--checkpoint"])
+                        .arg(&run_dir)
+                        .args([
+                            "--ood",
+                            &preset.ood.join(","),
+                            "--scores",
+                            "px,py,pxgrad",
+                            "--out",
+                        ])
+                        .arg(&eval_dir),
+                )?;
+            }
             let path = eval_dir.join("ood.json");
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -180,17 +187,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         }
     }
     let (markdown, json) = assemble(preset, &args.preset, &results)?;
-    std::fs::write(out.join("table3.md"), &markdown)?;
-    std::fs::write(
-        out.join("table3.json"),
-        serde_json::to_string_pretty(&json)?,
-    )?;
-    println!("{markdown}");
-    eprintln!(
-        "wrote {} and {}",
-        out.join("table3.md").display(),
-        out.join("table3.json").display()
-    );
+    write_results(&out, "table3", &markdown, &json)?;
     Ok(())
 }
 
@@ -238,6 +235,15 @@ fn train(
         cmd.arg("--out").arg(run_dir);
     }
     run_checked(&mut cmd)
+}
+
+/// Whether `output` exists and was written after `input` (so it describes the finished run).
+fn is_fresh(output: &Path, input: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(output), modified(input)) {
+        (Some(out), Some(inp)) => out >= inp,
+        _ => false,
+    }
 }
 
 fn read_summary(run_dir: &Path) -> Result<Value> {

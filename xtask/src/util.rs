@@ -49,3 +49,20 @@ pub fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// Writes `<stem>.md` and `<stem>.json` into `out`, prints the Markdown and says where it went.
+pub fn write_results(
+    out: &Path,
+    stem: &str,
+    markdown: &str,
+    json: &serde_json::Value,
+) -> Result<()> {
+    let md_path = out.join(format!("{stem}.md"));
+    let json_path = out.join(format!("{stem}.json"));
+    std::fs::write(&md_path, markdown).with_context(|| format!("writing {}", md_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(json)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("{markdown}");
+    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
+    Ok(())
+}

@@ -108,6 +108,9 @@ pub struct AttackArgs {
     /// Distal adversarials per class.
     #[arg(long, default_value_t = 8)]
     per_class: usize,
+    /// Most gradient steps of a distal adversarial (it stops earlier once p(y = c|x) > 0.9).
+    #[arg(long, default_value_t = 1000)]
+    distal_steps: usize,
     /// Output directory (default: the first model's RUN/attack).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -664,6 +667,7 @@ fn distal(
             let cfg = DistalConfig {
                 class,
                 seed: args.seed.wrapping_add(class as u64),
+                max_steps: args.distal_steps,
                 ..DistalConfig::default()
             };
             let outcome = distal_adversarials(&target, args.per_class, &shape, device, &cfg)

@@ -1,72 +1,19 @@
 //! `jem eval` and `jem calibrate` end to end on a tiny Fashion-MNIST run trained here.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-const TINY: &str = r#"
-[data]
-dataset = "fashion-mnist"
-n_valid = 100
-batch_size = 16
-eval_batch_size = 1000
-augment = false
-
-[model]
-depth = 10
-widen_factor = 1
-num_classes = 10
-in_channels = 1
-
-[sampler.sgld]
-steps = 2
-clamp = [-1.0, 1.0]
-
-[sampler.buffer]
-size = 100
-
-[train]
-mode = "jem"
-epochs = 1
-max_iterations = 30
-lr = 1e-3
-log_every = 10
-checkpoint_every = 100
-"#;
-
-fn jem(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_jem"))
-        .args(args)
-        .env("JEM_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = jem(args);
-    assert!(
-        out.status.success(),
-        "jem {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let img = jem_data::decode::decode_image(&std::fs::read(path).unwrap(), path).unwrap();
-    (img.width(), img.height())
-}
+use common::{jem, json, ok, png_size, s, tiny_config};
 
 #[test]
 fn eval_and_calibrate_write_consistent_tables_json_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).unwrap();
+    std::fs::write(
+        &config,
+        tiny_config(16, 100, "", "max_iterations = 30\nlr = 1e-3"),
+    )
+    .unwrap();
     let run = dir.path().join("run");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     ok(&[
         "train",
         "--quiet",

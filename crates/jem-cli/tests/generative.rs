@@ -2,44 +2,14 @@
 //!
 //! Needs Fashion-MNIST where jem-data finds it (`/usr/share/datasets/fashion-mnist` on CI).
 
+mod common;
+
+use common::{json, png_size, tiny_config};
 use jem_eval::features::{top_percentile_by_confidence, CLASSIFIER_FEATURES_LABEL};
 use jem_eval::Probs;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-/// WRN-10-1 on Fashion-MNIST, 6 JEM iterations of batch 8 with 2 SGLD steps (seconds).
-const TINY_CONFIG: &str = r#"
-[data]
-dataset = "fashion-mnist"
-n_valid = 100
-batch_size = 8
-eval_batch_size = 500
-augment = false
-
-[model]
-depth = 10
-widen_factor = 1
-num_classes = 10
-in_channels = 1
-
-[sampler.sgld]
-steps = 2
-clamp = [-1.0, 1.0]
-
-[sampler.buffer]
-size = 200
-
-[train]
-mode = "jem"
-epochs = 1
-max_iterations = 6
-decay_epochs = []
-warmup_iters = 0
-log_every = 2
-checkpoint_every = 100
-sample_every = 0
-"#;
 
 fn jem(args: &[&str]) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jem"))
@@ -59,17 +29,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Width and height of a PNG, decoded.
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap();
-    let img = jem_data::decode::decode_image(&bytes, path).unwrap();
-    (img.width(), img.height())
-}
-
 /// Side of a grid of `cells` along one axis: 28-pixel images, 2 pixels of padding.
 fn side(cells: u32) -> u32 {
     cells * 30 + 2
@@ -87,7 +46,10 @@ fn indices(v: &Value) -> Vec<usize> {
 fn generative_and_extremes_on_a_tiny_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY_CONFIG).unwrap();
+    // 6 JEM iterations of batch 8 (seconds).
+    let train =
+        "max_iterations = 6\ndecay_epochs = []\nwarmup_iters = 0\nlog_every = 2\nsample_every = 0";
+    std::fs::write(&config, tiny_config(8, 200, "", train)).unwrap();
     let run = dir.path().join("run");
     jem(&["train", "--config", s(&config), "--out", s(&run), "--quiet"]);
 

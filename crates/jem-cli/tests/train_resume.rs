@@ -1,53 +1,22 @@
 //! `jem train` killed with SIGKILL and resumed ends exactly where the
 //! uninterrupted run ends (same seed, CPU, one thread).
 
+mod common;
+
+use common::{jem_command as jem, tiny_config};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-const TINY: &str = r#"
-[data]
-dataset = "fashion-mnist"
-n_valid = 200
-batch_size = 8
-eval_batch_size = 500
-noise_sigma = 0.03
-augment = false
-seed = 3
-
-[model]
-depth = 10
-widen_factor = 1
-num_classes = 10
-in_channels = 1
-
-[sampler]
-chains = "persistent"
-
-[sampler.sgld]
-steps = 2
-clamp = [-1.0, 1.0]
-
-[sampler.buffer]
-size = 200
-
-[train]
-mode = "jem"
-seed = 7
-epochs = 1
-max_iterations = 36
-lr = 1e-3
-warmup_iters = 5
-log_every = 3
-checkpoint_every = 4
-"#;
-
-fn jem(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jem"));
-    cmd.args(["--threads", "1"])
-        .args(args)
-        .env("JEM_LOG", "warn");
-    cmd
+/// The tiny run, with a seed of its own, frequent checkpoints and a warmup so that a kill can
+/// land anywhere in the schedule.
+fn tiny() -> String {
+    tiny_config(
+        8,
+        200,
+        "noise_sigma = 0.03\nseed = 3",
+        "seed = 7\nmax_iterations = 36\nlr = 1e-3\nwarmup_iters = 5\nlog_every = 3\ncheckpoint_every = 4",
+    )
 }
 
 fn train(config: &Path, out: &Path) -> Child {
@@ -88,7 +57,7 @@ fn summary(run: &Path) -> serde_json::Value {
 fn sigkill_then_resume_matches_the_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, TINY).unwrap();
+    std::fs::write(&config, tiny()).unwrap();
 
     let whole = dir.path().join("whole");
     assert!(train(&config, &whole).wait().unwrap().success());
@@ -152,7 +121,7 @@ fn training_into_an_existing_run_asks_for_resume() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("last.ckpt"), b"x").unwrap();
     let config = dir.path().join("c.toml");
-    std::fs::write(&config, TINY).unwrap();
+    std::fs::write(&config, tiny()).unwrap();
     let out = jem(&[
         "train",
         "--config",
@@ -170,7 +139,7 @@ fn training_into_an_existing_run_asks_for_resume() {
 fn bad_config_values_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
-    std::fs::write(&config, TINY).unwrap();
+    std::fs::write(&config, tiny()).unwrap();
     let out = jem(&[
         "train",
         "--config",

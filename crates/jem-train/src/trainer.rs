@@ -275,6 +275,56 @@ struct Trainer<'o> {
     last_samples: Option<Tensor>,
 }
 
+/// The state of a run at iteration 0: a freshly initialised model, optimiser and chains.
+fn fresh_trainer<'o>(
+    cfg: RunConfig,
+    run_dir: PathBuf,
+    device: Device,
+    data: Prepared,
+    metrics: MetricsLog,
+    observer: &'o mut dyn TrainObserver,
+) -> Result<Trainer<'o>> {
+    let (vs, model) = build_model(&cfg, device)?;
+    tracing::info!(parameters = jem_model::parameter_count(&vs), "model built");
+    let opt = Optimizer::new(&vs, OptimizerSettings::from(&cfg.train))?;
+    let shape: Vec<i64> = data.train.image_shape().iter().map(|&v| v as i64).collect();
+    let chains = new_chains(&cfg, &shape, device)?;
+    let recovery = RecoveryState::new(cfg.sampler.sgld.steps);
+    Ok(Trainer {
+        cfg,
+        run_dir,
+        device,
+        vs,
+        model,
+        opt,
+        chains,
+        data,
+        st: LoopState {
+            iteration: 0,
+            epochs_completed: 0,
+            best_valid: None,
+            best_test: None,
+            best_epoch: None,
+            last_valid: None,
+            last_test: None,
+            evaluated_at: None,
+            epoch_correct: 0,
+            epoch_seen: 0,
+            window: Window::default(),
+            stop_reason: None,
+        },
+        recovery,
+        metrics,
+        snapshot: None,
+        observer,
+        elapsed_before: 0.0,
+        started: Instant::now(),
+        window_started: Instant::now(),
+        epoch_order: None,
+        last_samples: None,
+    })
+}
+
 fn build_model(cfg: &RunConfig, device: Device) -> Result<(VarStore, WideResNet)> {
     let vs = VarStore::new(device);
     let model = {
@@ -358,51 +408,13 @@ pub fn train_with_data(
     std::fs::write(&config_path, text).map_err(|e| TrainError::io(&config_path, e))?;
     let metrics = MetricsLog::open(&run_dir.join(files::METRICS), Some(0))?;
 
-    let (vs, model) = build_model(&cfg, device)?;
-    let opt = Optimizer::new(&vs, OptimizerSettings::from(&cfg.train))?;
-    let shape: Vec<i64> = data.train.image_shape().iter().map(|&v| v as i64).collect();
-    let chains = new_chains(&cfg, &shape, device)?;
-    let recovery = RecoveryState::new(cfg.sampler.sgld.steps);
     tracing::info!(
         run_dir = %run_dir.display(),
         mode = ?cfg.train.mode,
-        parameters = jem_model::parameter_count(&vs),
         iterations_per_epoch = data.iterations_per_epoch,
         "starting training"
     );
-    let trainer = Trainer {
-        cfg,
-        run_dir: run_dir.to_path_buf(),
-        device,
-        vs,
-        model,
-        opt,
-        chains,
-        data,
-        st: LoopState {
-            iteration: 0,
-            epochs_completed: 0,
-            best_valid: None,
-            best_test: None,
-            best_epoch: None,
-            last_valid: None,
-            last_test: None,
-            evaluated_at: None,
-            epoch_correct: 0,
-            epoch_seen: 0,
-            window: Window::default(),
-            stop_reason: None,
-        },
-        recovery,
-        metrics,
-        snapshot: None,
-        observer,
-        elapsed_before: 0.0,
-        started: Instant::now(),
-        window_started: Instant::now(),
-        epoch_order: None,
-        last_samples: None,
-    };
+    let trainer = fresh_trainer(cfg, run_dir.to_path_buf(), device, data, metrics, observer)?;
     trainer.run()
 }
 

@@ -23,7 +23,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use jem_data::Dataset;
 use jem_model::{JointEnergyModel, WrnConfig};
@@ -31,12 +30,10 @@ use jem_sampler::{sample, Energy};
 use rand::Rng;
 use tch::{Device, Tensor};
 
-use super::{build_model, new_chains, prepare, LoopState, Outcome, TrainData, Trainer, Window};
+use super::{fresh_trainer, prepare, Outcome, TrainData, Trainer};
 use crate::config::{Mode, RunConfig};
 use crate::error::{Result, TrainError};
 use crate::metrics::{MetricsLog, NoopObserver};
-use crate::optim::{Optimizer, OptimizerSettings};
-use crate::recovery::RecoveryState;
 use crate::rng::{stream_rng, tch_seed, Stream};
 
 /// Number of classes of the synthetic data (as CIFAR-10 and Fashion-MNIST).
@@ -176,46 +173,9 @@ impl StepBench {
         let scratch = ScratchDir::new()?;
         let data = prepare(&cfg, data)?;
         let metrics = MetricsLog::open(&scratch.0.join(super::files::METRICS), Some(0))?;
-        let (vs, model) = build_model(&cfg, device)?;
-        let opt = Optimizer::new(&vs, OptimizerSettings::from(&cfg.train))?;
-        let shape: Vec<i64> = data.train.image_shape().iter().map(|&v| v as i64).collect();
-        let chains = new_chains(&cfg, &shape, device)?;
-        let recovery = RecoveryState::new(cfg.sampler.sgld.steps);
         // NoopObserver is zero-sized: leaking a box of it allocates nothing.
         let observer: &'static mut NoopObserver = Box::leak(Box::new(NoopObserver));
-        let trainer = Trainer {
-            cfg,
-            run_dir: scratch.0.clone(),
-            device,
-            vs,
-            model,
-            opt,
-            chains,
-            data,
-            st: LoopState {
-                iteration: 0,
-                epochs_completed: 0,
-                best_valid: None,
-                best_test: None,
-                best_epoch: None,
-                last_valid: None,
-                last_test: None,
-                evaluated_at: None,
-                epoch_correct: 0,
-                epoch_seen: 0,
-                window: Window::default(),
-                stop_reason: None,
-            },
-            recovery,
-            metrics,
-            snapshot: None,
-            observer,
-            elapsed_before: 0.0,
-            started: Instant::now(),
-            window_started: Instant::now(),
-            epoch_order: None,
-            last_samples: None,
-        };
+        let trainer = fresh_trainer(cfg, scratch.0.clone(), device, data, metrics, observer)?;
         Ok(Self {
             trainer,
             iteration: 0,
