@@ -406,6 +406,44 @@ fn transfer_all(
     Ok(results)
 }
 
+/// One attacked input's distance (internal units; infinity when not broken) and details.
+type Attacked = (f64, Value);
+
+/// Runs `attack` on every variant, a batch of inputs at a time under a progress bar. `attack`
+/// gets the target, a seed of the batch's own and the batch, and returns one result per input.
+fn attack_each_variant(
+    args: &AttackArgs,
+    variants: &[Variant],
+    x: &Tensor,
+    labels: &Tensor,
+    mut attack: impl FnMut(&dyn AttackTarget, u64, &Tensor, &Tensor) -> Result<Vec<Attacked>>,
+) -> Result<Vec<(Vec<f64>, Vec<Value>)>> {
+    let n = x.size()[0] as usize;
+    let mut all = Vec::new();
+    for v in variants {
+        let target = v.target(args.eot)?;
+        let bar = progress(
+            n,
+            format!("{}: {}", v.label, args.attack.name()),
+            args.quiet,
+        );
+        let (mut distances, mut details) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (start, xb, yb) in batches(x, labels, args.batch_size) {
+            let seed = args.seed.wrapping_add(start as u64);
+            for (d, detail) in attack(&target, seed, &xb, &yb)
+                .with_context(|| format!("{} attack on {}", args.attack.name(), v.label))?
+            {
+                distances.push(d);
+                details.push(detail);
+            }
+            bar.inc(xb.size()[0] as u64);
+        }
+        bar.finish_and_clear();
+        all.push((distances, details));
+    }
+    Ok(all)
+}
+
 fn boundary_all(
     args: &AttackArgs,
     variants: &[Variant],
@@ -424,32 +462,29 @@ fn boundary_all(
     };
     let pool_x = clean.eval(&pool.images, &mut rng)?.f_to_device(device)?;
     let pool_y = pool.labels.f_to_kind(Kind::Int64)?.f_to_device(device)?;
-    let mut results = Vec::new();
-    for v in variants {
-        let target = v.target(args.eot)?;
-        let n = x.size()[0] as usize;
-        let bar = progress(n, format!("{}: boundary", v.label), args.quiet);
-        let mut distances = Vec::with_capacity(n);
-        for (start, xb, yb) in batches(x, labels, args.batch_size) {
-            let cfg = BoundaryConfig {
-                max_iterations: args.boundary_iterations,
-                seed: args.seed.wrapping_add(start as u64),
-                ..BoundaryConfig::default()
-            };
-            let report = boundary_attack(&target, &xb, &yb, &pool_x, &pool_y, &cfg)
-                .with_context(|| format!("boundary attack on {}", v.label))?;
-            distances.extend(report.l2_distances());
-            bar.inc(xb.size()[0] as u64);
-        }
-        bar.finish_and_clear();
-        results.push(VariantResult {
+    let all = attack_each_variant(args, variants, x, labels, |target, seed, xb, yb| {
+        let cfg = BoundaryConfig {
+            max_iterations: args.boundary_iterations,
+            seed,
+            ..BoundaryConfig::default()
+        };
+        let report = boundary_attack(target, xb, yb, &pool_x, &pool_y, &cfg)?;
+        Ok(report
+            .l2_distances()
+            .into_iter()
+            .map(|d| (d, Value::Null))
+            .collect())
+    })?;
+    Ok(variants
+        .iter()
+        .zip(all)
+        .map(|(v, (distances, _))| VariantResult {
             label: v.label.clone(),
             refine_steps: v.refine_steps,
             distances,
             extra: json!({}),
-        });
-    }
-    Ok(results)
+        })
+        .collect())
 }
 
 fn pointwise_all(
@@ -458,42 +493,40 @@ fn pointwise_all(
     x: &Tensor,
     labels: &Tensor,
 ) -> Result<Vec<VariantResult>> {
-    let mut results = Vec::new();
-    for v in variants {
-        let target = v.target(args.eot)?;
-        let n = x.size()[0] as usize;
-        let bar = progress(n, format!("{}: pointwise", v.label), args.quiet);
-        let mut distances = Vec::with_capacity(n);
-        let mut l0 = Vec::with_capacity(n);
-        for (start, xb, yb) in batches(x, labels, args.batch_size) {
-            let cfg = PointwiseConfig {
-                seed: args.seed.wrapping_add(start as u64),
-                ..PointwiseConfig::default()
-            };
-            let report = pointwise_attack(&target, &xb, &yb, &cfg)
-                .with_context(|| format!("pointwise attack on {}", v.label))?;
-            for o in &report.outcomes {
-                distances.push(if o.success {
-                    o.l2_distance
-                } else {
-                    f64::INFINITY
-                });
-                l0.push(if o.success { Some(o.l0) } else { None });
+    let all = attack_each_variant(args, variants, x, labels, |target, seed, xb, yb| {
+        let cfg = PointwiseConfig {
+            seed,
+            ..PointwiseConfig::default()
+        };
+        let report = pointwise_attack(target, xb, yb, &cfg)?;
+        Ok(report
+            .outcomes
+            .iter()
+            .map(|o| match o.success {
+                true => (o.l2_distance, json!(o.l0)),
+                false => (f64::INFINITY, Value::Null),
+            })
+            .collect())
+    })?;
+    Ok(variants
+        .iter()
+        .zip(all)
+        .map(|(v, (distances, l0))| {
+            let mut changed: Vec<u64> = l0
+                .iter()
+                .filter_map(Value::as_u64)
+                .filter(|&c| c > 0)
+                .collect();
+            changed.sort_unstable();
+            let median_l0 = changed.get(changed.len() / 2).copied();
+            VariantResult {
+                label: v.label.clone(),
+                refine_steps: v.refine_steps,
+                distances,
+                extra: json!({ "l0": l0, "median_l0": median_l0 }),
             }
-            bar.inc(xb.size()[0] as u64);
-        }
-        bar.finish_and_clear();
-        let mut changed: Vec<usize> = l0.iter().flatten().copied().filter(|&c| c > 0).collect();
-        changed.sort_unstable();
-        let median_l0 = changed.get(changed.len() / 2).copied();
-        results.push(VariantResult {
-            label: v.label.clone(),
-            refine_steps: v.refine_steps,
-            distances,
-            extra: json!({ "l0": l0, "median_l0": median_l0 }),
-        });
-    }
-    Ok(results)
+        })
+        .collect())
 }
 
 fn default_report_eps(norm: Norm) -> Vec<f64> {
