@@ -7,7 +7,7 @@
 
 use crate::libtorch::{self, pip_install, Libtorch, CUDA_WHEELS, TORCH_VERSION};
 use crate::setup::{self, SetupArgs};
-use crate::util::{describe, run_checked, workspace_root, write_results};
+use crate::util::{build_release_jem, describe, workspace_root, write_results};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -176,14 +176,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Some(script) => Some((script.clone(), PeerRuntime::ensure(&libtorch::ensure()?)?)),
         None => None,
     };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_checked(Command::new(&cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "jem-cli",
-    ]))?;
-    let jem = root.join("target").join("release").join("jem");
+    let jem = build_release_jem(&root)?;
     let out = args
         .out
         .clone()

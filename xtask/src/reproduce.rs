@@ -6,7 +6,7 @@
 //! under `runs/<preset>/`.
 
 use crate::setup::{self, SetupArgs};
-use crate::util::{run_checked, workspace_root, write_results};
+use crate::util::{build_release_jem, run_checked, workspace_root, write_results};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -105,7 +105,8 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
     if args.table != "table3" {
         bail!(
             "`{}` is not available yet: `cargo xtask reproduce table3` is built (OOD detection); \
-             the other tables need the open evaluation and attack issues",
+             the other tables' runners are not, though their pieces are (`jem calibrate`, \
+             `jem generative`, `jem attack`)",
             args.table
         );
     }
@@ -114,29 +115,22 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         "paper" => &PAPER,
         other => bail!("unknown preset `{other}`: expected `cpu` or `paper`"),
     };
+    if args.seeds.is_empty() {
+        bail!("--seeds needs at least one seed");
+    }
     setup::run(&SetupArgs { no_data: false })?;
     if args.preset == "cpu" {
         let mnist = crate::dataset::ensure_mnist_5k()?;
         eprintln!("MNIST 5k subset (OOD set): {}", mnist.display());
     }
     let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_checked(Command::new(&cargo).current_dir(&root).args([
-        "build",
-        "--release",
-        "-p",
-        "jem-cli",
-    ]))?;
-    let jem = root.join("target").join("release").join("jem");
+    let jem = build_release_jem(&root)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| root.join("runs").join(&args.preset));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
-    if args.seeds.is_empty() {
-        bail!("--seeds needs at least one seed");
-    }
     let mut results = Vec::new();
     for &seed in &args.seeds {
         let seed_dir = out.join(format!("seed{seed}"));

@@ -66,3 +66,15 @@ pub fn write_results(
     eprintln!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(())
 }
+
+/// Builds the `jem` binary (release) and returns its path.
+pub fn build_release_jem(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_checked(Command::new(&cargo).current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "jem-cli",
+    ]))?;
+    Ok(root.join("target").join("release").join("jem"))
+}

@@ -14,7 +14,7 @@ use jem_attack::{
     random_subset, transfer, AttackTarget, BoundaryConfig, DistalConfig, Norm, PgdConfig,
     PointwiseConfig, RefinedClassifier, RobustnessCurve, SearchConfig, PIXEL_SCALE,
 };
-use jem_data::preprocess::Preprocess;
+use jem_data::preprocess::to_model_range;
 use jem_eval::grid::{write_grid, GridSpec};
 use jem_eval::plot::{line_plot_png, LineSeries};
 use jem_sampler::Pcg64;
@@ -54,6 +54,22 @@ impl AttackKind {
     }
 }
 
+/// `--norm`: jem-attack's [`Norm`] as a command-line value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormArg {
+    Linf,
+    L2,
+}
+
+impl From<NormArg> for Norm {
+    fn from(n: NormArg) -> Self {
+        match n {
+            NormArg::Linf => Norm::Linf,
+            NormArg::L2 => Norm::L2,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct AttackArgs {
     /// Models to attack: run directories or checkpoint files, each optionally named
@@ -80,9 +96,9 @@ pub struct AttackArgs {
     /// Seed of the subset and of every attack's randomness.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Norm of the transfer attack's source PGD (`linf` or `l2`).
-    #[arg(long, default_value = "linf")]
-    norm: String,
+    /// Norm of the transfer attack's source PGD.
+    #[arg(long, value_enum, default_value = "linf")]
+    norm: NormArg,
     /// PGD iterations per restart.
     #[arg(long, default_value_t = 40)]
     iterations: usize,
@@ -225,26 +241,18 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
     }
     let test = test_set(&first.config, first.config.data.dataset, None)?;
     let indices = random_subset(test.len(), args.n.min(test.len()), args.seed)?;
-    let subset = test.subset(&indices)?;
-    // Clean inputs: the attack, not the training noise, is what perturbs them.
-    let clean = Preprocess {
-        sigma: 0.0,
-        augment: None,
-    };
-    let mut rng = Pcg64::seed_from_u64(args.seed);
-    let x = clean.eval(&subset.images, &mut rng)?.f_to_device(device)?;
-    let labels = subset.labels.f_to_kind(Kind::Int64)?.f_to_device(device)?;
+    let (x, labels) = clean_inputs(&test.subset(&indices)?, device)?;
 
     let mut variants = Vec::new();
     for m in &models {
-        let ks: Vec<usize> =
-            if m.loaded.config.train.mode == Mode::Baseline || args.attack == AttackKind::Distal {
-                vec![0]
-            } else {
-                args.refine_steps.clone()
-            };
+        let baseline = m.loaded.config.train.mode == Mode::Baseline;
+        let ks: Vec<usize> = if baseline || args.attack == AttackKind::Distal {
+            vec![0]
+        } else {
+            args.refine_steps.clone()
+        };
         for k in ks {
-            let label = if m.loaded.config.train.mode == Mode::Baseline {
+            let label = if baseline {
                 m.name.clone()
             } else {
                 format!("{} JEM-{k}", m.name)
@@ -278,7 +286,7 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
         ),
         AttackKind::Pointwise => (Norm::L2, pointwise_all(args, &variants, &x, &labels)?),
         AttackKind::Transfer => {
-            let norm = parse_norm(&args.norm)?;
+            let norm = Norm::from(args.norm);
             (norm, transfer_all(args, norm, &variants, &x, &labels)?)
         }
         AttackKind::Distal => unreachable!("handled above"),
@@ -286,12 +294,12 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
     report_curves(args, norm, &indices, &results, &out)
 }
 
-fn parse_norm(s: &str) -> Result<Norm> {
-    match s {
-        "linf" => Ok(Norm::Linf),
-        "l2" => Ok(Norm::L2),
-        other => bail!("--norm `{other}`: expected `linf` or `l2`"),
-    }
+/// The model-range ([-1, 1]) images of `data` without the training noise (the attack, not the
+/// noise, is what perturbs them) and their labels, on `device`.
+fn clean_inputs(data: &jem_data::Dataset, device: Device) -> Result<(Tensor, Tensor)> {
+    let x = to_model_range(&data.images.f_to_kind(Kind::Float)?)?.f_to_device(device)?;
+    let labels = data.labels.f_to_kind(Kind::Int64)?.f_to_device(device)?;
+    Ok((x, labels))
 }
 
 fn search_config(args: &AttackArgs, norm: Norm) -> SearchConfig {
@@ -455,13 +463,7 @@ fn boundary_all(
     // Starting points come from the test set (the paper: a correctly classified image of the
     // top-2 class); 1000 images hold every class many times over.
     let pool = test.subset(&(0..test.len().min(1000)).collect::<Vec<_>>())?;
-    let mut rng = Pcg64::seed_from_u64(args.seed);
-    let clean = Preprocess {
-        sigma: 0.0,
-        augment: None,
-    };
-    let pool_x = clean.eval(&pool.images, &mut rng)?.f_to_device(device)?;
-    let pool_y = pool.labels.f_to_kind(Kind::Int64)?.f_to_device(device)?;
+    let (pool_x, pool_y) = clean_inputs(&pool, device)?;
     let all = attack_each_variant(args, variants, x, labels, |target, seed, xb, yb| {
         let cfg = BoundaryConfig {
             max_iterations: args.boundary_iterations,

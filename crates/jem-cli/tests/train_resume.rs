@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{jem_command as jem, tiny_config};
+use common::{jem_command as jem, ok, tiny_config};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -89,14 +89,7 @@ fn sigkill_then_resume_matches_the_uninterrupted_run() {
         "a killed run must not have finished"
     );
 
-    let out = jem(&["train", "--quiet", "--resume", killed.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&["train", "--quiet", "--resume", killed.to_str().unwrap()]);
 
     assert_eq!(
         losses(&killed),
