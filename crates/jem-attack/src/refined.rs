@@ -9,9 +9,7 @@
 //! nearly deterministic, so a gradient attack sees the expected gradient rather than one noisy
 //! draw; the gradient flows through every SGLD step (second-order autograd).
 
-use std::cell::RefCell;
-
-use jem_model::{JointEnergyModel, ModelError};
+use jem_model::JointEnergyModel;
 use jem_sampler::{refine, SgldConfig};
 use rand_pcg::Pcg64;
 use tch::Tensor;
@@ -111,33 +109,21 @@ impl<'a> RefinedClassifier<'a> {
     /// Runs the refinement of `x` (possibly the chains' stacked copies), keeping the graph when
     /// `x` requires grad.
     fn refined(&self, x: &Tensor, rng: &mut Pcg64) -> Result<Tensor> {
-        // The sampler takes an infallible density; a model error is parked here and the closure
-        // returns a wrongly shaped tensor, which makes the sampler stop with a shape error that
-        // is then replaced by the parked model error.
-        let failure: RefCell<Option<ModelError>> = RefCell::new(None);
-        let density = |x: &Tensor| -> Tensor {
-            match self.model.log_px(x, false) {
-                Ok(log_px) => log_px,
-                Err(e) => {
-                    failure.borrow_mut().get_or_insert(e);
-                    let n = x.size().first().copied().unwrap_or(0);
-                    Tensor::zeros([n + 1], (tch::Kind::Float, x.device()))
-                }
-            }
+        let density = |x: &Tensor| {
+            self.model
+                .log_px(x, false)
+                .map_err(jem_sampler::SamplerError::density)
         };
         let create_graph = x.requires_grad();
-        let result = refine(
+        let (refined, _) = refine(
             &density,
             x,
             self.refine_steps,
             &self.sgld,
             create_graph,
             rng,
-        );
-        if let Some(e) = failure.into_inner() {
-            return Err(e.into());
-        }
-        Ok(result?.0)
+        )?;
+        Ok(refined)
     }
 }
 

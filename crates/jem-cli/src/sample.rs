@@ -61,7 +61,7 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
         let energy = |x: &Tensor, y: &Tensor| {
             model
                 .log_pxy(x, y, false)
-                .expect("checkpoint model accepts its own sample shape")
+                .map_err(jem_sampler::SamplerError::density)
         };
         let density = Conditioned::new(&energy, &labels);
         sgld(&density, &start, &sgld_cfg, &mut rng)?.0
@@ -69,7 +69,7 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
         let energy = |x: &Tensor| {
             model
                 .log_px(x, false)
-                .expect("checkpoint model accepts its own sample shape")
+                .map_err(jem_sampler::SamplerError::density)
         };
         sgld(&energy, &start, &sgld_cfg, &mut rng)?.0
     };

@@ -47,8 +47,7 @@ fn generative_and_extremes_on_a_tiny_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tiny.toml");
     // 6 JEM iterations of batch 8 (seconds).
-    let train =
-        "max_iterations = 6\ndecay_epochs = []\nwarmup_iters = 0\nlog_every = 2\nsample_every = 0";
+    let train = "max_iterations = 6\nwarmup_iters = 0\nlog_every = 2\nsample_every = 0";
     std::fs::write(&config, tiny_config(8, 200, "", train)).unwrap();
     let run = dir.path().join("run");
     jem(&["train", "--config", s(&config), "--out", s(&run), "--quiet"]);

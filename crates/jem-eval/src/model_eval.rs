@@ -129,14 +129,10 @@ fn refined(
     if opts.refine_steps == 0 {
         return Ok(x.shallow_clone());
     }
-    // Validate one image through the fallible path so the closure below cannot fail on shape.
-    let probe = x.f_narrow(0, 0, 1).map_err(torch("batch"))?;
-    let _ = tch::no_grad(|| model.log_px(&probe, false))
-        .map_err(model_err("log p(x) before refinement"))?;
     let density = |x: &Tensor| {
         model
             .log_px(x, false)
-            .expect("input shape was validated before refinement")
+            .map_err(jem_sampler::SamplerError::density)
     };
     let (x, _) = refine(&density, x, opts.refine_steps, &opts.sgld, false, rng)
         .map_err(|e| EvalError::Model(format!("SGLD refinement: {e}")))?;

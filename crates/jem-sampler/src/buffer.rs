@@ -21,7 +21,7 @@ use crate::chains::{
 };
 use crate::config::BufferConfig;
 use crate::error::{Result, SamplerError};
-use crate::noise;
+use crate::init::{ChainStart, ClassGaussians};
 
 /// Summary of the slots' ages.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,6 +42,7 @@ pub struct ReplayBuffer {
     n_classes: Option<i64>,
     class_conditional: bool,
     reinit_prob: f64,
+    start: ChainStart,
 }
 
 /// Everything needed to restore a [`ReplayBuffer`] exactly, e.g. from a checkpoint.
@@ -57,7 +58,12 @@ pub struct BufferState {
     pub class_conditional: bool,
     /// Re-initialisation probability `ρ`.
     pub reinit_prob: f64,
+    /// Where re-initialised chains start.
+    pub start: ChainStart,
 }
+
+/// Prefix of the Gaussian start's entries inside the buffer's named tensors.
+const KEY_INIT: &str = "init_";
 
 const KEY_SAMPLES: &str = "samples";
 const KEY_AGES: &str = "ages";
@@ -70,7 +76,7 @@ impl BufferState {
     /// larger checkpoint with [`Tensor::save_multi`]. Keep `prefix` free of dots.
     pub fn to_named_tensors(&self, prefix: &str) -> Result<Vec<(String, Tensor)>> {
         let ages: Vec<i64> = self.ages.iter().map(|&a| a as i64).collect();
-        Ok(vec![
+        let mut named = vec![
             (
                 format!("{prefix}{KEY_SAMPLES}"),
                 self.samples.shallow_clone(),
@@ -89,7 +95,11 @@ impl BufferState {
                 format!("{prefix}{KEY_REINIT_PROB}"),
                 Tensor::f_from_slice(&[self.reinit_prob])?,
             ),
-        ])
+        ];
+        if let Some(g) = self.start.gaussians() {
+            named.extend(g.to_named_tensors(&format!("{prefix}{KEY_INIT}"))?);
+        }
+        Ok(named)
     }
 
     /// Inverse of [`BufferState::to_named_tensors`]; other entries are ignored.
@@ -132,6 +142,24 @@ impl BufferState {
             n_classes,
             class_conditional: first(KEY_CLASS_CONDITIONAL)? != 0,
             reinit_prob,
+            start: match ClassGaussians::from_named_tensors(named, &format!("{prefix}{KEY_INIT}"))?
+            {
+                Some(g) => ChainStart::Gaussians(g),
+                None => ChainStart::Uniform,
+            },
+        })
+    }
+
+    /// A copy whose chains do not alias these (the start is shared: it never changes), e.g. to
+    /// restore a snapshot more than once.
+    pub fn deep_copy(&self) -> Result<Self> {
+        Ok(Self {
+            samples: self.samples.f_detach_copy()?,
+            ages: self.ages.clone(),
+            n_classes: self.n_classes,
+            class_conditional: self.class_conditional,
+            reinit_prob: self.reinit_prob,
+            start: self.start.shallow_clone(),
         })
     }
 }
@@ -150,12 +178,39 @@ impl ReplayBuffer {
         device: Device,
         rng: &mut Pcg64,
     ) -> Result<Self> {
+        Self::with_start(
+            cfg,
+            sample_shape,
+            n_classes,
+            ChainStart::Uniform,
+            device,
+            rng,
+        )
+    }
+
+    /// Like [`ReplayBuffer::new`], with chains (the first fill and every re-initialisation)
+    /// starting from `start`. In the class-conditional layout a slot of class `y` starts from
+    /// class `y`'s Gaussian; otherwise each fresh chain draws its class uniformly.
+    pub fn with_start(
+        cfg: &BufferConfig,
+        sample_shape: &[i64],
+        n_classes: Option<i64>,
+        start: ChainStart,
+        device: Device,
+        rng: &mut Pcg64,
+    ) -> Result<Self> {
         cfg.check()?;
         check_sample_shape(sample_shape)?;
         check_layout(cfg.size, n_classes, cfg.class_conditional)?;
-        let mut shape = vec![cfg.size as i64];
-        shape.extend_from_slice(sample_shape);
-        let samples = noise::uniform_pm1(&shape, Kind::Float, device, rng)?;
+        check_memory(cfg.size, sample_shape)?;
+        let labels: Option<Vec<i64>> = match (cfg.class_conditional, n_classes) {
+            (true, Some(c)) => {
+                let per_class = cfg.size as i64 / c;
+                Some((0..cfg.size as i64).map(|slot| slot / per_class).collect())
+            }
+            _ => None,
+        };
+        let samples = start.draw(cfg.size, sample_shape, labels.as_deref(), device, rng)?;
         Ok(Self {
             samples,
             ages: vec![0; cfg.size],
@@ -163,7 +218,13 @@ impl ReplayBuffer {
             n_classes,
             class_conditional: cfg.class_conditional,
             reinit_prob: cfg.reinit_prob,
+            start,
         })
+    }
+
+    /// Where fresh chains start.
+    pub fn start(&self) -> &ChainStart {
+        &self.start
     }
 
     /// Number of slots.
@@ -266,9 +327,17 @@ impl ReplayBuffer {
             .filter(|&i| reinitialised[i as usize])
             .collect();
         if !fresh_rows.is_empty() {
-            let mut shape = vec![fresh_rows.len() as i64];
-            shape.extend_from_slice(&self.sample_shape);
-            let fresh = noise::uniform_pm1(&shape, Kind::Float, device, rng)?;
+            let fresh_labels: Option<Vec<i64>> = match (&labels, self.class_conditional) {
+                (Some(y), true) => Some(fresh_rows.iter().map(|&i| y[i as usize]).collect()),
+                _ => None,
+            };
+            let fresh = self.start.draw(
+                fresh_rows.len(),
+                &self.sample_shape,
+                fresh_labels.as_deref(),
+                device,
+                rng,
+            )?;
             let rows = Tensor::f_from_slice(&fresh_rows)?.f_to_device(device)?;
             let _ = x0.f_index_copy_(0, &rows, &fresh)?;
         }
@@ -351,6 +420,7 @@ impl ReplayBuffer {
             n_classes: self.n_classes,
             class_conditional: self.class_conditional,
             reinit_prob: self.reinit_prob,
+            start: self.start.shallow_clone(),
         })
     }
 
@@ -372,6 +442,7 @@ impl ReplayBuffer {
             size: state.ages.len(),
             reinit_prob: state.reinit_prob,
             class_conditional: state.class_conditional,
+            ..BufferConfig::default()
         }
         .check()?;
         check_sample_shape(sample_shape)?;
@@ -387,19 +458,13 @@ impl ReplayBuffer {
             n_classes: state.n_classes,
             class_conditional: state.class_conditional,
             reinit_prob: state.reinit_prob,
+            start: state.start,
         })
     }
 
     /// Saves the buffer to `path` (torch's named-tensor format) without an intermediate copy.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let view = BufferState {
-            samples: self.samples.shallow_clone(),
-            ages: self.ages.clone(),
-            n_classes: self.n_classes,
-            class_conditional: self.class_conditional,
-            reinit_prob: self.reinit_prob,
-        };
-        Tensor::save_multi(&view.to_named_tensors("")?, path)?;
+        Tensor::save_multi(&self.state()?.to_named_tensors("")?, path)?;
         Ok(())
     }
 
@@ -417,6 +482,26 @@ impl SampleSource for ReplayBuffer {
 
     fn store(&mut self, batch: &ChainBatch, x: &Tensor) -> Result<()> {
         self.push_back(batch, x)
+    }
+}
+
+/// Largest buffer, in float32 elements, accepted before allocating: 2^32 (16 GiB).
+const MAX_BUFFER_ELEMENTS: u64 = 1 << 32;
+
+/// Refuses buffers whose chains would not fit in memory, naming the setting.
+fn check_memory(size: usize, sample_shape: &[i64]) -> Result<()> {
+    let per_sample = sample_shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
+    let total = per_sample.and_then(|p| p.checked_mul(size as u64));
+    match total {
+        Some(t) if t <= MAX_BUFFER_ELEMENTS => Ok(()),
+        _ => Err(SamplerError::InvalidConfig {
+            config: "BufferConfig",
+            field: "size",
+            value: format!("{size} (x {sample_shape:?} per chain)"),
+            allowed: "at most 2^32 float elements in all (16 GiB)",
+        }),
     }
 }
 

@@ -3,13 +3,13 @@
 
 use rand::Rng;
 use rand_pcg::Pcg64;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::buffer::ReplayBuffer;
 use crate::config::SgldConfig;
 use crate::density::{Conditioned, Energy};
 use crate::error::{Result, SamplerError};
-use crate::noise;
+use crate::init::ChainStart;
 use crate::sgld::{sgld, SgldStats};
 
 /// A batch of chain starting points drawn from a [`SampleSource`].
@@ -54,13 +54,15 @@ pub trait SampleSource {
     fn store(&mut self, batch: &ChainBatch, x: &Tensor) -> Result<()>;
 }
 
-/// Short-run chains (Appendix H.2): every draw is fresh `U(-1, 1)` noise and nothing is kept, so
-/// all chains have the same length (`steps` of the SGLD config).
-#[derive(Debug, Clone)]
+/// Short-run chains (Appendix H.2): every draw is fresh (`U(-1, 1)` noise unless another
+/// [`ChainStart`] is given) and nothing is kept, so all chains have the same length (`steps` of
+/// the SGLD config).
+#[derive(Debug)]
 pub struct ShortRun {
     sample_shape: Vec<i64>,
     n_classes: Option<i64>,
     device: Device,
+    start: ChainStart,
 }
 
 impl ShortRun {
@@ -73,7 +75,14 @@ impl ShortRun {
             sample_shape: sample_shape.to_vec(),
             n_classes,
             device,
+            start: ChainStart::Uniform,
         })
+    }
+
+    /// Fresh chains start from `start` instead of uniform noise.
+    pub fn with_start(mut self, start: ChainStart) -> Self {
+        self.start = start;
+        self
     }
 
     /// Shape of one sample.
@@ -85,9 +94,9 @@ impl ShortRun {
 impl SampleSource for ShortRun {
     fn draw(&mut self, n: usize, labels: Option<&[i64]>, rng: &mut Pcg64) -> Result<ChainBatch> {
         let labels = draw_labels(n, self.n_classes, labels, rng)?;
-        let mut shape = vec![n as i64];
-        shape.extend_from_slice(&self.sample_shape);
-        let x0 = noise::uniform_pm1(&shape, Kind::Float, self.device, rng)?;
+        let x0 = self
+            .start
+            .draw(n, &self.sample_shape, labels.as_deref(), self.device, rng)?;
         Ok(ChainBatch {
             x0,
             labels: labels_tensor(labels.as_deref(), self.device)?,

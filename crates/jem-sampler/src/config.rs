@@ -56,6 +56,9 @@ impl StepDecay {
     }
 }
 
+/// Most SGLD steps per chain run accepted (the paper uses 20; 10^5 is hours per iteration).
+pub const MAX_SGLD_STEPS: usize = 100_000;
+
 /// SGLD hyper-parameters. `Default` is the paper's Table 4 (20 steps, `α = 1`, `σ = 0.01`,
 /// relaxed, no clamp, no gradient clipping).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +125,9 @@ impl SgldConfig {
     /// Validates every field, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         const C: &str = "SgldConfig";
+        if self.steps > MAX_SGLD_STEPS {
+            return Err(invalid(C, "steps", self.steps, "at most 100000"));
+        }
         if !(self.step_size.is_finite() && self.step_size > 0.0) {
             return Err(invalid(C, "step_size", self.step_size, "finite and > 0"));
         }
@@ -171,8 +177,23 @@ impl SgldConfig {
     }
 }
 
+/// Where fresh chains start (the buffer's first fill, its re-initialisations and short-run chains).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitKind {
+    /// `U(-1, 1)` noise (the paper).
+    #[default]
+    Uniform,
+    /// Class-conditional Gaussians fitted to the training data (JEM++'s informative
+    /// initialisation); see [`ClassGaussians`](crate::ClassGaussians).
+    Gaussian,
+}
+
+/// Largest replay buffer accepted: 10^7 chains (at 3x32x32 floats, 123 GB; beyond any use).
+pub const MAX_BUFFER_SIZE: usize = 10_000_000;
+
 /// Persistent replay-buffer settings. `Default` is the paper's (10 000 samples, `ρ = 0.05`,
-/// unconditional).
+/// unconditional, uniform start).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BufferConfig {
@@ -183,6 +204,12 @@ pub struct BufferConfig {
     /// Split the buffer into one equal slice per class (the reference's
     /// `--class_cond_p_x_sample`); `size` must then be a multiple of the class count.
     pub class_conditional: bool,
+    /// Where fresh chains start: `uniform` (the paper) or `gaussian` (JEM++). Short-run chains
+    /// use this too.
+    pub init: InitKind,
+    /// Principal components kept per class by the Gaussian start (probabilistic PCA); unset means
+    /// the full covariance.
+    pub init_rank: Option<usize>,
 }
 
 impl Default for BufferConfig {
@@ -191,6 +218,8 @@ impl Default for BufferConfig {
             size: 10_000,
             reinit_prob: 0.05,
             class_conditional: false,
+            init: InitKind::Uniform,
+            init_rank: None,
         }
     }
 }
@@ -200,8 +229,16 @@ impl BufferConfig {
     pub fn check(&self) -> Result<()> {
         const C: &str = "BufferConfig";
         // Slot indices travel as i64 tensors.
-        if self.size == 0 || self.size > i64::MAX as usize {
-            return Err(invalid(C, "size", self.size, ">= 1"));
+        if self.size == 0 || self.size > MAX_BUFFER_SIZE {
+            return Err(invalid(C, "size", self.size, "in 1..=10000000"));
+        }
+        if self.init_rank == Some(0) {
+            return Err(invalid(
+                C,
+                "init_rank",
+                0,
+                ">= 1, or unset for the full covariance",
+            ));
         }
         if !(0.0..=1.0).contains(&self.reinit_prob) {
             return Err(invalid(C, "reinit_prob", self.reinit_prob, "in [0, 1]"));

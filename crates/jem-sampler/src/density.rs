@@ -13,17 +13,23 @@
 
 use tch::Tensor;
 
+use crate::error::Result;
+
 /// Unnormalised log-density over inputs: given `x` of shape `[N, ...]` returns `[N]`.
+///
+/// Fallible, so a model or libtorch error (out of memory, a wrong input shape) reaches the
+/// sampler's caller as [`SamplerError::Density`](crate::SamplerError::Density) instead of a panic
+/// inside a closure.
 pub trait LogDensity {
     /// `log p(x)` up to a constant, one value per sample.
-    fn log_density(&self, x: &Tensor) -> Tensor;
+    fn log_density(&self, x: &Tensor) -> Result<Tensor>;
 }
 
 impl<F> LogDensity for F
 where
-    F: Fn(&Tensor) -> Tensor,
+    F: Fn(&Tensor) -> Result<Tensor>,
 {
-    fn log_density(&self, x: &Tensor) -> Tensor {
+    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
         self(x)
     }
 }
@@ -32,14 +38,14 @@ where
 /// returns `[N]` (for JEM `f(x)[y]`).
 pub trait ConditionalLogDensity {
     /// `log p(x | y)` up to a per-class constant, one value per sample.
-    fn log_density_given(&self, x: &Tensor, y: &Tensor) -> Tensor;
+    fn log_density_given(&self, x: &Tensor, y: &Tensor) -> Result<Tensor>;
 }
 
 impl<F> ConditionalLogDensity for F
 where
-    F: Fn(&Tensor, &Tensor) -> Tensor,
+    F: Fn(&Tensor, &Tensor) -> Result<Tensor>,
 {
-    fn log_density_given(&self, x: &Tensor, y: &Tensor) -> Tensor {
+    fn log_density_given(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         self(x, y)
     }
 }
@@ -58,7 +64,7 @@ impl<'a> Conditioned<'a> {
 }
 
 impl LogDensity for Conditioned<'_> {
-    fn log_density(&self, x: &Tensor) -> Tensor {
+    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
         self.density.log_density_given(x, self.labels)
     }
 }
@@ -69,19 +75,21 @@ pub struct FromLogits<F>(pub F);
 
 impl<F> LogDensity for FromLogits<F>
 where
-    F: Fn(&Tensor) -> Tensor,
+    F: Fn(&Tensor) -> Result<Tensor>,
 {
-    fn log_density(&self, x: &Tensor) -> Tensor {
-        (self.0)(x).logsumexp(1, false)
+    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
+        Ok((self.0)(x)?.f_logsumexp(1, false)?)
     }
 }
 
 impl<F> ConditionalLogDensity for FromLogits<F>
 where
-    F: Fn(&Tensor) -> Tensor,
+    F: Fn(&Tensor) -> Result<Tensor>,
 {
-    fn log_density_given(&self, x: &Tensor, y: &Tensor) -> Tensor {
-        (self.0)(x).gather(1, &y.unsqueeze(1), false).squeeze_dim(1)
+    fn log_density_given(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        Ok((self.0)(x)?
+            .f_gather(1, &y.f_unsqueeze(1)?, false)?
+            .f_squeeze_dim(1)?)
     }
 }
 

@@ -46,9 +46,20 @@ pub enum SamplerError {
     #[error("invalid replay-buffer state: {0}")]
     InvalidState(String),
 
+    /// The log-density being sampled failed (a model or libtorch error, e.g. out of memory).
+    #[error("the log-density failed: {0}")]
+    Density(Box<dyn std::error::Error + Send + Sync>),
+
     /// An error raised by libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+}
+
+impl SamplerError {
+    /// Wraps the error of a log-density (a model's or libtorch's).
+    pub fn density(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        SamplerError::Density(Box::new(e))
+    }
 }
 
 /// The crate's result type.

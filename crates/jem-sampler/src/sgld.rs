@@ -106,7 +106,7 @@ pub(crate) fn run_chain(
 
     tch::with_grad(|| -> Result<()> {
         for t in 0..steps {
-            let logp = density.log_density(&x);
+            let logp = density.log_density(&x)?;
             check_log_density(&logp, n)?;
             if !logp.requires_grad() {
                 return Err(SamplerError::InvalidArgument(
@@ -166,7 +166,7 @@ pub(crate) fn run_chain(
     })?;
 
     let after_tensor = tch::no_grad(|| -> Result<Tensor> {
-        let logp = density.log_density(&x.detach());
+        let logp = density.log_density(&x.detach())?;
         check_log_density(&logp, n)?;
         Ok(logp.f_mean(Kind::Double)?)
     })?;

@@ -1,51 +1,46 @@
-//! Single-file checkpoints with a checksum, written atomically.
+//! Single-file checkpoints in the [safetensors](https://huggingface.co/docs/safetensors) format,
+//! with a checksum, written atomically.
 //!
-//! Layout (little endian):
+//! A checkpoint is an ordinary safetensors file: PyTorch users open it with
+//! `safetensors.safe_open(path, "pt")` (weights under `model.`, optimiser moments under `optim.`,
+//! the replay buffer under `buffer.`). Its `__metadata__` holds two strings:
 //!
-//! ```text
-//! "JEMCKPT1" | u64 header length | header (JSON) | tensor bytes | u64 FNV-1a of everything before
-//! ```
+//! | key | value |
+//! |---|---|
+//! | `jem` | the caller's metadata, as JSON (the run's config, counters, RNG salts, ...) |
+//! | `jem.checksum` | FNV-1a (64 bit, hex) of the `jem` string followed by every tensor's bytes in name order |
 //!
-//! The JSON header holds the caller's metadata (any JSON value) and a directory of the tensors
-//! (name, dtype, shape, byte offset, byte length). Tensors are stored raw (f32, f64 or i64), so a
-//! round trip is bit-exact. The trailing checksum turns any truncation or corruption into a clear
-//! error naming the file instead of silently wrong weights.
+//! Tensors are stored raw (f32, f64, i64, bf16), so a round trip is bit-exact. The safetensors
+//! parser checks every tensor's byte range against the file before anything is copied; the
+//! checksum then turns any truncation or corruption of the data into a clear error naming the
+//! file instead of silently wrong weights.
 //!
 //! Writes go to a temporary file in the same directory, which is fsynced and then renamed over
 //! the destination (and the directory fsynced): a crash at any point leaves either the old or the
 //! new checkpoint, never a mix. Leftover temporary files are ignored by readers.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Result, TrainError};
 
-const MAGIC: &[u8; 8] = b"JEMCKPT1";
+/// `__metadata__` key of the caller's JSON metadata.
+pub const META_KEY: &str = "jem";
+/// `__metadata__` key of the checksum.
+pub const CHECKSUM_KEY: &str = "jem.checksum";
+/// Signature of the checkpoint format jem wrote before safetensors (no longer read).
+const OLD_MAGIC: &[u8; 8] = b"JEMCKPT1";
 /// Prefix of the temporary files written next to a checkpoint.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Entry {
-    name: String,
-    dtype: String,
-    shape: Vec<i64>,
-    offset: usize,
-    len: usize,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Header {
-    meta: serde_json::Value,
-    tensors: Vec<Entry>,
-}
-
-/// FNV-1a, 64 bit.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+/// FNV-1a, 64 bit, continued from `h`.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
@@ -53,62 +48,99 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-fn dtype_name(kind: Kind) -> Option<(&'static str, usize)> {
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The checksum of a checkpoint: its JSON metadata, then each tensor's bytes in name order.
+fn checksum<'a>(meta: &str, tensors: impl Iterator<Item = &'a [u8]>) -> String {
+    let mut h = fnv1a(FNV_OFFSET, meta.as_bytes());
+    for bytes in tensors {
+        h = fnv1a(h, bytes);
+    }
+    format!("{h:016x}")
+}
+
+fn dtype_of(kind: Kind) -> Option<(Dtype, usize)> {
     match kind {
-        Kind::Float => Some(("f32", 4)),
-        Kind::Double => Some(("f64", 8)),
-        Kind::Int64 => Some(("i64", 8)),
+        Kind::Float => Some((Dtype::F32, 4)),
+        Kind::Double => Some((Dtype::F64, 8)),
+        Kind::Int64 => Some((Dtype::I64, 8)),
+        Kind::BFloat16 => Some((Dtype::BF16, 2)),
         _ => None,
     }
 }
 
-fn dtype_kind(name: &str) -> Option<(Kind, usize)> {
-    match name {
-        "f32" => Some((Kind::Float, 4)),
-        "f64" => Some((Kind::Double, 8)),
-        "i64" => Some((Kind::Int64, 8)),
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    match dtype {
+        Dtype::F32 => Some(Kind::Float),
+        Dtype::F64 => Some(Kind::Double),
+        Dtype::I64 => Some(Kind::Int64),
+        Dtype::BF16 => Some(Kind::BFloat16),
         _ => None,
     }
 }
 
-/// Encodes metadata and tensors into the checkpoint byte format.
+/// A tensor's bytes, ready for safetensors.
+struct Raw {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &Raw {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// Encodes metadata and tensors into a safetensors file's bytes.
 pub fn encode(meta: &serde_json::Value, tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
-    let mut entries = Vec::with_capacity(tensors.len());
-    let mut data: Vec<u8> = Vec::new();
+    let mut raw: Vec<(String, Raw)> = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
-        let (dtype, width) = dtype_name(t.kind()).ok_or_else(|| {
+        let (dtype, width) = dtype_of(t.kind()).ok_or_else(|| {
             TrainError::DataMismatch(format!(
-                "tensor `{name}` has dtype {:?}; checkpoints hold f32, f64 and i64",
+                "tensor `{name}` has dtype {:?}; checkpoints hold f32, f64, i64 and bf16",
                 t.kind()
             ))
         })?;
         let t = t.f_to_device(Device::Cpu)?.f_contiguous()?;
         let numel = t.numel();
-        let len = numel * width;
-        let offset = data.len();
-        data.resize(offset + len, 0);
-        t.f_copy_data_u8(&mut data[offset..], numel)?;
-        entries.push(Entry {
-            name: name.clone(),
-            dtype: dtype.to_string(),
-            shape: t.size(),
-            offset,
-            len,
-        });
+        let mut bytes = vec![0u8; numel * width];
+        t.f_copy_data_u8(&mut bytes, numel)?;
+        let shape = t.size().iter().map(|&d| d as usize).collect();
+        raw.push((
+            name.clone(),
+            Raw {
+                dtype,
+                shape,
+                bytes,
+            },
+        ));
     }
-    let header = serde_json::to_vec(&Header {
-        meta: meta.clone(),
-        tensors: entries,
-    })
-    .map_err(|e| TrainError::DataMismatch(format!("cannot encode checkpoint header: {e}")))?;
-    let mut out = Vec::with_capacity(8 + 8 + header.len() + data.len() + 8);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&data);
-    let sum = fnv1a(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    Ok(out)
+    raw.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = raw.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(TrainError::DataMismatch(format!(
+            "two checkpoint tensors are named `{}`",
+            w[0].0
+        )));
+    }
+    let meta = serde_json::to_string(meta)
+        .map_err(|e| TrainError::DataMismatch(format!("cannot encode checkpoint metadata: {e}")))?;
+    let sum = checksum(&meta, raw.iter().map(|(_, r)| r.bytes.as_slice()));
+    let info = HashMap::from([
+        (META_KEY.to_string(), meta),
+        (CHECKSUM_KEY.to_string(), sum),
+    ]);
+    safetensors::serialize(raw.iter().map(|(n, r)| (n.as_str(), r)), &Some(info))
+        .map_err(|e| TrainError::DataMismatch(format!("cannot encode checkpoint: {e}")))
 }
 
 /// A decoded checkpoint: metadata and named tensors (on the CPU).
@@ -116,57 +148,68 @@ pub fn encode(meta: &serde_json::Value, tensors: &[(String, Tensor)]) -> Result<
 pub struct CheckpointData {
     /// The metadata given to [`write_checkpoint`].
     pub meta: serde_json::Value,
-    /// The tensors, in file order.
+    /// The tensors, in name order.
     pub tensors: Vec<(String, Tensor)>,
 }
 
-/// Decodes the checkpoint byte format; `path` only names the file in errors.
+/// Decodes a checkpoint's bytes; `path` only names the file in errors.
 pub fn decode(bytes: &[u8], path: &Path) -> Result<CheckpointData> {
     let bad = |reason: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
         reason,
     };
-    if bytes.len() < 24 || &bytes[..8] != MAGIC {
-        return Err(bad(format!(
-            "not a jem checkpoint (missing the JEMCKPT1 signature; {} bytes)",
-            bytes.len()
-        )));
-    }
-    let (body, tail) = bytes.split_at(bytes.len() - 8);
-    let stored = u64::from_le_bytes(tail.try_into().expect("8-byte tail"));
-    if fnv1a(body) != stored {
+    if bytes.starts_with(OLD_MAGIC) {
         return Err(bad(
-            "corrupted or truncated (checksum mismatch); restore it from a backup or resume from another checkpoint"
+            "a checkpoint of jem's earlier JEMCKPT1 format, which this build no longer reads; \
+             retrain, or load it with the jem release that wrote it"
                 .into(),
         ));
     }
-    let header_len = u64::from_le_bytes(body[8..16].try_into().expect("8-byte length")) as usize;
-    let header_end = 16usize
-        .checked_add(header_len)
-        .filter(|&e| e <= body.len())
-        .ok_or_else(|| bad(format!("header length {header_len} exceeds the file")))?;
-    let header: Header = serde_json::from_slice(&body[16..header_end])
-        .map_err(|e| bad(format!("unreadable header: {e}")))?;
-    let data = &body[header_end..];
-    let mut tensors = Vec::with_capacity(header.tensors.len());
-    for e in header.tensors {
-        let (kind, width) = dtype_kind(&e.dtype)
-            .ok_or_else(|| bad(format!("tensor `{}` has unknown dtype {}", e.name, e.dtype)))?;
-        let numel: i64 = e.shape.iter().product();
-        let end = e.offset.checked_add(e.len).filter(|&end| end <= data.len());
-        if end.is_none() || numel < 0 || numel as usize * width != e.len {
-            return Err(bad(format!(
-                "tensor `{}` does not fit the file (shape {:?}, {} bytes at {})",
-                e.name, e.shape, e.len, e.offset
-            )));
-        }
-        let t = Tensor::f_from_data_size(&data[e.offset..e.offset + e.len], &e.shape, kind)?;
-        tensors.push((e.name, t));
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        bad(format!(
+            "not a readable safetensors file ({e}; {} bytes): corrupted, truncated or not a checkpoint",
+            bytes.len()
+        ))
+    })?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("unreadable safetensors header: {e}")))?;
+    let info = header.metadata().as_ref();
+    let meta_text = info.and_then(|m| m.get(META_KEY)).ok_or_else(|| {
+        bad(format!(
+            "not a jem checkpoint (no `{META_KEY}` entry in __metadata__)"
+        ))
+    })?;
+    let stored = info
+        .and_then(|m| m.get(CHECKSUM_KEY))
+        .ok_or_else(|| bad(format!("no `{CHECKSUM_KEY}` entry in __metadata__")))?;
+    let mut views = st.tensors();
+    views.sort_by(|a, b| a.0.cmp(&b.0));
+    if checksum(meta_text, views.iter().map(|(_, v)| v.data())) != *stored {
+        return Err(bad(
+            "corrupted (checksum mismatch); restore it from a backup or resume from another checkpoint"
+                .into(),
+        ));
     }
-    Ok(CheckpointData {
-        meta: header.meta,
-        tensors,
-    })
+    let meta: serde_json::Value = serde_json::from_str(meta_text)
+        .map_err(|e| bad(format!("unreadable `{META_KEY}` metadata: {e}")))?;
+    let mut tensors = Vec::with_capacity(views.len());
+    for (name, v) in views {
+        let kind = kind_of(v.dtype()).ok_or_else(|| {
+            bad(format!(
+                "tensor `{name}` has unsupported dtype {:?}",
+                v.dtype()
+            ))
+        })?;
+        let shape: Vec<i64> = v
+            .shape()
+            .iter()
+            .map(|&d| i64::try_from(d))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad(format!("tensor `{name}` has a dimension beyond i64")))?;
+        let t = Tensor::f_from_data_size(v.data(), &shape, kind)?;
+        tensors.push((name, t));
+    }
+    Ok(CheckpointData { meta, tensors })
 }
 
 /// Reads and decodes a checkpoint file; every error names the file.
@@ -263,7 +306,10 @@ mod tests {
         write_checkpoint(&path, &meta, &sample()).unwrap();
         let back = read_checkpoint(&path).unwrap();
         assert_eq!(back.meta, meta);
-        for ((n1, t1), (n2, t2)) in sample().iter().zip(&back.tensors) {
+        let mut expected = sample();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(back.tensors.len(), expected.len());
+        for ((n1, t1), (n2, t2)) in expected.iter().zip(&back.tensors) {
             assert_eq!(n1, n2);
             assert_eq!(t1.kind(), t2.kind());
             assert_eq!(t1.size(), t2.size());
@@ -278,22 +324,76 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.ckpt");
         write_checkpoint(&path, &serde_json::json!({}), &sample()).unwrap();
-        let mut bytes = std::fs::read(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        // A flipped bit in the tensor data: the checksum catches it.
+        let mut bytes = good.clone();
         let mid = bytes.len() - 20;
         bytes[mid] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
         let e = read_checkpoint(&path).unwrap_err().to_string();
         assert!(e.contains("b.ckpt") && e.contains("checksum"), "{e}");
-        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        // Truncated: the safetensors parser refuses byte ranges beyond the file.
+        std::fs::write(&path, &good[..good.len() / 2]).unwrap();
         let e = read_checkpoint(&path).unwrap_err().to_string();
-        assert!(e.contains("b.ckpt") && e.contains("checksum"), "{e}");
+        assert!(e.contains("b.ckpt") && e.contains("truncated"), "{e}");
         std::fs::write(&path, b"hello").unwrap();
+        let e = read_checkpoint(&path).unwrap_err().to_string();
+        assert!(e.contains("not a readable safetensors file"), "{e}");
+        std::fs::write(&path, b"JEMCKPT1\0\0\0\0\0\0\0\0").unwrap();
+        let e = read_checkpoint(&path).unwrap_err().to_string();
+        assert!(e.contains("JEMCKPT1"), "{e}");
+        // A safetensors file that jem did not write.
+        let plain = Tensor::from_slice(&[1.0f32, 2.0]);
+        Tensor::write_safetensors(&[("w", &plain)], &path).unwrap();
         let e = read_checkpoint(&path).unwrap_err().to_string();
         assert!(e.contains("not a jem checkpoint"), "{e}");
         let e = read_checkpoint(&dir.path().join("none.ckpt"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("none.ckpt"), "{e}");
+    }
+
+    #[test]
+    fn metadata_tampering_is_caught_by_the_checksum() {
+        // Re-serialise the same tensors with edited JSON metadata but the old checksum.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.ckpt");
+        write_checkpoint(&path, &serde_json::json!({"iteration": 1}), &sample()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (n, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let text = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+        assert!(header
+            .metadata()
+            .as_ref()
+            .unwrap()
+            .contains_key(CHECKSUM_KEY));
+        let forged = text.replace("{\\\"iteration\\\":1}", "{\\\"iteration\\\":2}");
+        assert_ne!(forged, text, "the metadata is where the test expects it");
+        let mut out = (forged.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(forged.as_bytes());
+        out.extend_from_slice(&bytes[8 + n..]);
+        std::fs::write(&path, &out).unwrap();
+        let e = read_checkpoint(&path).unwrap_err().to_string();
+        assert!(e.contains("checksum"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_names_and_unsupported_dtypes_are_refused() {
+        let t = Tensor::from_slice(&[1.0f32]);
+        let e = encode(
+            &serde_json::json!({}),
+            &[("a".into(), t.shallow_clone()), ("a".into(), t)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`a`"), "{e}");
+        let e = encode(
+            &serde_json::json!({}),
+            &[("u".into(), Tensor::from_slice(&[1u8]))],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`u`"), "{e}");
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Iterations between PNG sample grids (0 = only at the end; grids need a sampling mode).
     pub sample_every: u64,
+    /// Periodic checkpoints kept as `checkpoints/ckpt_<iteration>.ckpt` (the newest this many;
+    /// 0 keeps none). Their replay buffers make the paper's "ensemble" IS/FID (Appendix B).
+    pub keep_checkpoints: usize,
     /// Buffer samples shown in the unconditional grid.
     pub grid_samples: usize,
     /// Samples per class (one row per class) in the class-conditional grid.
@@ -234,6 +237,7 @@ impl Default for TrainConfig {
             log_every: 100,
             checkpoint_every: 1000,
             sample_every: 0,
+            keep_checkpoints: 0,
             grid_samples: 64,
             grid_per_class: 8,
             recovery: RecoveryConfig::default(),
@@ -337,6 +341,25 @@ impl TrainConfig {
             self.weight_decay >= 0.0,
             "finite and >= 0",
         )?;
+        if let Some(&late) = self.decay_epochs.iter().find(|&&e| e >= self.epochs) {
+            return Err(TrainError::invalid(
+                "train.decay_epochs",
+                format!("{:?}", self.decay_epochs),
+                format!(
+                    "epochs < train.epochs = {} (a decay at epoch {late} would never happen)",
+                    self.epochs
+                ),
+            ));
+        }
+        if let (Some(max), Some(&late)) = (self.max_iterations, self.decay_iterations.last()) {
+            if late >= max {
+                return Err(TrainError::invalid(
+                    "train.decay_iterations",
+                    format!("{:?}", self.decay_iterations),
+                    format!("iterations < train.max_iterations = {max} (a decay at {late} would never happen)"),
+                ));
+            }
+        }
         if self.decay_epochs.windows(2).any(|w| w[0] >= w[1]) {
             return Err(TrainError::invalid(
                 "train.decay_epochs",
@@ -530,6 +553,13 @@ impl RunConfig {
                 "sampler.buffer.size",
                 self.sampler.buffer.size,
                 format!("a multiple of model.num_classes = {classes} (class-conditional buffer)"),
+            ));
+        }
+        if self.train.mode.samples() && self.sampler.sgld.steps == 0 {
+            return Err(TrainError::invalid(
+                "sampler.sgld.steps",
+                0,
+                ">= 1 for a sampling mode (jem, factored)",
             ));
         }
         if self.train.recovery.max_sgld_steps < self.sampler.sgld.steps {

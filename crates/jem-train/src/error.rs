@@ -66,6 +66,28 @@ pub enum TrainError {
         reason: String,
     },
 
+    /// Another process is writing into the run directory.
+    #[error("run directory {} is in use by {holder}: wait for it to finish or use another directory", dir.display())]
+    RunInUse {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who holds it (`process <pid>`).
+        holder: String,
+    },
+
+    /// An iteration failed for a reason other than divergence (a libtorch error such as out of
+    /// memory); the last consistent state was saved first.
+    #[error("iteration {iteration} failed: {source}; the state before it is saved in {}", saved.display())]
+    IterationFailed {
+        /// The iteration that failed (0-based).
+        iteration: u64,
+        /// The checkpoint holding the last consistent state.
+        saved: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: Box<TrainError>,
+    },
+
     /// The data does not fit the model or the run (shape, classes, sizes).
     #[error("data mismatch: {0}")]
     DataMismatch(String),

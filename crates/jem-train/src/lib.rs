@@ -4,7 +4,9 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod lock;
 pub mod metrics;
+pub mod objective;
 pub mod optim;
 pub mod recovery;
 pub mod rng;
@@ -22,6 +24,6 @@ pub use optim::{Optimizer, OptimizerSettings};
 pub use recovery::{DivergenceReport, RecoveryEvent, RecoveryState};
 pub use trainer::bench;
 pub use trainer::{
-    checkpoint_config, files, load_model, resume, resume_with_data, train, train_with_data,
-    StopReason, TrainData, TrainSummary,
+    checkpoint_config, files, load_buffer, load_model, resume, resume_with_budget,
+    resume_with_data, train, train_with_data, Budget, StopReason, TrainData, TrainSummary,
 };

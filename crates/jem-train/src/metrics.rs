@@ -153,6 +153,15 @@ impl MetricsLog {
             .map_err(|e| TrainError::io(path, e))?;
         if let Some(len) = truncate_to {
             let current = file.metadata().map_err(|e| TrainError::io(path, e))?.len();
+            if current < len {
+                return Err(TrainError::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "holds {current} bytes but the checkpoint was written after {len}: the log \
+                         lost lines (restore it, or move it away to resume with a fresh log)"
+                    ),
+                });
+            }
             if current > len {
                 file.set_len(len).map_err(|e| TrainError::io(path, e))?;
             }
@@ -161,6 +170,20 @@ impl MetricsLog {
             path: path.to_path_buf(),
             file,
         })
+    }
+
+    /// Cuts the log back to `len` bytes (a rollback drops the lines of the iterations it undoes).
+    pub fn truncate(&mut self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| TrainError::io(&self.path, e))
+    }
+
+    /// Flushes the log to disk (before a checkpoint that records its length).
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| TrainError::io(&self.path, e))
     }
 
     /// Appends one line.

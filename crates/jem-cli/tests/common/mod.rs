@@ -34,6 +34,7 @@ size = {buffer}
 [train]
 mode = "jem"
 epochs = 1
+decay_epochs = []
 {train}
 "#
     )

@@ -19,6 +19,7 @@ fn buffer(
         size,
         reinit_prob,
         class_conditional,
+        ..BufferConfig::default()
     };
     ReplayBuffer::new(&cfg, &[3], n_classes, Device::Cpu, &mut rng(seed)).unwrap()
 }
@@ -200,7 +201,7 @@ fn exercise(buf: &mut ReplayBuffer, seed: u64, rounds: usize) {
         mu: vec![0.5, 0.0, -0.5],
         var: vec![1.0, 1.0, 1.0],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let cfg = SgldConfig {
         steps: 3,
         noise: 0.1,
@@ -287,6 +288,7 @@ fn shape_and_layout_errors_are_clear() {
         size: 10,
         reinit_prob: 0.05,
         class_conditional: true,
+        ..BufferConfig::default()
     };
     let err = ReplayBuffer::new(&cfg, &[3], Some(3), Device::Cpu, &mut rng(0)).unwrap_err();
     assert!(err.to_string().contains("divisible"), "{err}");
@@ -309,7 +311,7 @@ fn short_run_chains_restart_from_noise_every_time() {
         mu: vec![0.5, 0.0, -0.5],
         var: vec![1.0, 1.0, 1.0],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let cfg = SgldConfig {
         steps: 2,
         step_size: 0.1,
@@ -343,7 +345,7 @@ fn short_run_chains_restart_from_noise_every_time() {
 #[test]
 fn conditional_sampling_uses_the_batch_labels() {
     // logits = x W^T with one-hot W: class c's energy pulls only coordinate c upwards.
-    let logits = |x: &Tensor| x * 10.0;
+    let logits = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(x * 10.0) };
     let energy = FromLogits(logits);
     let cfg = SgldConfig {
         steps: 10,
@@ -398,6 +400,7 @@ fn cuda_buffer_matches_cpu_draws() {
         size: 64,
         reinit_prob: 0.3,
         class_conditional: true,
+        ..BufferConfig::default()
     };
     let cpu = ReplayBuffer::new(&cfg, &[3], Some(4), Device::Cpu, &mut rng(1)).unwrap();
     let mut gpu = ReplayBuffer::new(&cfg, &[3], Some(4), Device::Cuda(0), &mut rng(1)).unwrap();

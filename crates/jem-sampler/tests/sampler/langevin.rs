@@ -29,7 +29,7 @@ fn target() -> Gaussian {
 
 fn run(cfg: &SgldConfig) -> (Vec<f64>, Vec<f64>) {
     let g = target();
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let mut source = ChainInit::ShortRun(ShortRun::new(&[2], None, Device::Cpu).unwrap());
     let out = sample(
         &mut source,

@@ -2,6 +2,7 @@
 
 mod buffer;
 mod config;
+mod init;
 mod langevin;
 mod refine;
 mod sgld;

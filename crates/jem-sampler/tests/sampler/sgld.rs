@@ -21,7 +21,7 @@ fn sgld_moves_samples_towards_the_mode() {
         mu: vec![2.0, -1.0],
         var: vec![4.0, 4.0],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let x0 = Tensor::rand([64, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
     let cfg = SgldConfig {
         steps: 10,
@@ -53,7 +53,7 @@ fn one_noiseless_step_is_gradient_ascent() {
         mu: vec![0.5, -0.25, 1.0],
         var: vec![1.0, 2.0, 0.5],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let x0 = Tensor::from_slice(&[0.1f64, 0.2, -0.3, -0.7, 0.9, 0.4]).view([2, 3]);
     let alpha = 0.3;
     let (x1, stats) = sgld(&density, &x0, &noiseless(alpha, 1), &mut rng(0)).unwrap();
@@ -84,11 +84,11 @@ fn one_noiseless_step_is_gradient_ascent() {
 /// logits = x Wᵀ with W `[3, 2]`.
 const W: [[f64; 2]; 3] = [[1.0, -2.0], [0.5, 0.25], [-1.5, 1.0]];
 
-fn linear_logits(x: &Tensor) -> Tensor {
+fn linear_logits(x: &Tensor) -> jem_sampler::Result<Tensor> {
     let w = Tensor::from_slice(&W.concat())
         .view([3, 2])
         .to_kind(x.kind());
-    x.matmul(&w.tr())
+    Ok(x.matmul(&w.tr()))
 }
 
 #[test]
@@ -125,10 +125,10 @@ fn marginal_and_conditional_gradients_match_the_analytic_ones() {
         }
     }
     // A two-argument closure is a conditional density too, with the same gradients.
-    let closure = |x: &Tensor, y: &Tensor| {
-        linear_logits(x)
+    let closure = |x: &Tensor, y: &Tensor| -> jem_sampler::Result<Tensor> {
+        Ok(linear_logits(x)?
             .gather(1, &y.unsqueeze(1), false)
-            .squeeze_dim(1)
+            .squeeze_dim(1))
     };
     let (x1_closure, _) = sgld(&Conditioned::new(&closure, &y), &x0, &cfg, &mut rng(0)).unwrap();
     assert!(x1_closure.allclose(&x1, 1e-12, 1e-12, false));
@@ -140,7 +140,7 @@ fn gradient_clipping_bounds_each_step() {
         mu: vec![10.0, 10.0],
         var: vec![1.0, 1.0],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let x0 = Tensor::from_slice(&[0.0f64, 0.0, 9.95, 10.0]).view([2, 2]);
     let cfg = SgldConfig {
         grad_clip: Some(0.5),
@@ -167,7 +167,7 @@ proptest! {
         let hi = lo + width;
         // A strongly off-centre mode pushes chains against the upper bound.
         let g = Gaussian { mu: vec![5.0, -5.0], var: vec![0.5, 0.5] };
-        let density = |x: &Tensor| g.log_density(x);
+        let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
         let x0 = Tensor::rand([16, 2], (Kind::Float, Device::Cpu)) * 4.0 - 2.0;
         let cfg = SgldConfig { steps: 5, step_size: step, noise: 0.1, clamp: Some((lo, hi)), ..SgldConfig::default() };
         let (x, _) = sgld(&density, &x0, &cfg, &mut rng(seed)).unwrap();
@@ -181,7 +181,7 @@ proptest! {
 fn sampling_accumulates_no_parameter_gradients() {
     let vs = nn::VarStore::new(Device::Cpu);
     let linear = nn::linear(vs.root(), 4, 3, Default::default());
-    let energy = FromLogits(|x: &Tensor| linear.forward(x));
+    let energy = FromLogits(|x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(linear.forward(x)) });
     let x0 = Tensor::rand([8, 4], (Kind::Float, Device::Cpu));
     let _ = sgld(&energy, &x0, &SgldConfig::default(), &mut rng(3)).unwrap();
     let _ = refine(&energy, &x0, 3, &SgldConfig::default(), true, &mut rng(3)).unwrap();
@@ -192,7 +192,7 @@ fn sampling_accumulates_no_parameter_gradients() {
         assert!(!grad.defined() || grad.abs().sum(Kind::Double).double_value(&[]) == 0.0);
     }
     // Control: a real backward through the energy does reach the parameters.
-    energy.log_density(&x0).sum(Kind::Float).backward();
+    energy.log_density(&x0).unwrap().sum(Kind::Float).backward();
     assert!(vs.trainable_variables().iter().all(|v| v.grad().defined()));
 }
 
@@ -202,7 +202,7 @@ fn sgld_works_inside_no_grad() {
         mu: vec![1.0],
         var: vec![1.0],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let x0 = Tensor::zeros([4, 1], (Kind::Double, Device::Cpu));
     let (x, _) = tch::no_grad(|| sgld(&density, &x0, &noiseless(0.5, 1), &mut rng(0))).unwrap();
     assert_relative_eq!(to_vec2(&x)[0][0], 0.5, max_relative = 1e-12);
@@ -213,7 +213,8 @@ fn bad_densities_are_clear_errors() {
     let x0 = Tensor::zeros([4, 2], (Kind::Float, Device::Cpu));
     let cfg = SgldConfig::default();
 
-    let keepdim = |x: &Tensor| x.sum_dim_intlist(1, true, Kind::Float);
+    let keepdim =
+        |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(x.sum_dim_intlist(1, true, Kind::Float)) };
     match sgld(&keepdim, &x0, &cfg, &mut rng(0)) {
         Err(SamplerError::ShapeMismatch {
             expected, actual, ..
@@ -223,20 +224,26 @@ fn bad_densities_are_clear_errors() {
         other => panic!("expected a shape mismatch, got {other:?}"),
     }
 
-    let constant = |_: &Tensor| Tensor::zeros([4], (Kind::Float, Device::Cpu));
+    let constant = |_: &Tensor| -> jem_sampler::Result<Tensor> {
+        Ok(Tensor::zeros([4], (Kind::Float, Device::Cpu)))
+    };
     assert!(matches!(
         sgld(&constant, &x0, &cfg, &mut rng(0)),
         Err(SamplerError::InvalidArgument(_))
     ));
 
-    let nan = |x: &Tensor| x.sum_dim_intlist(1, false, Kind::Float) * f64::NAN;
+    let nan = |x: &Tensor| -> jem_sampler::Result<Tensor> {
+        Ok(x.sum_dim_intlist(1, false, Kind::Float) * f64::NAN)
+    };
     assert!(matches!(
         sgld(&nan, &x0, &cfg, &mut rng(0)),
         Err(SamplerError::NonFinite { step: 0, .. })
     ));
 
     let ints = Tensor::zeros([4, 2], (Kind::Int64, Device::Cpu));
-    let sum = |x: &Tensor| x.sum_dim_intlist(1, false, Kind::Float);
+    let sum = |x: &Tensor| -> jem_sampler::Result<Tensor> {
+        Ok(x.sum_dim_intlist(1, false, Kind::Float))
+    };
     assert!(matches!(
         sgld(&sum, &ints, &cfg, &mut rng(0)),
         Err(SamplerError::InvalidArgument(_))
@@ -258,7 +265,7 @@ fn sgld_is_reproducible_from_the_seed() {
         mu: vec![0.0, 0.0],
         var: vec![1.0, 1.0],
     };
-    let density = |x: &Tensor| g.log_density(x);
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
     let x0 = Tensor::zeros([32, 2], (Kind::Float, Device::Cpu));
     let cfg = SgldConfig {
         noise: 0.5,

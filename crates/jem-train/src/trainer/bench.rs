@@ -25,14 +25,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jem_data::Dataset;
-use jem_model::{JointEnergyModel, WrnConfig};
-use jem_sampler::{sample, Energy};
+use jem_model::WrnConfig;
 use rand::Rng;
 use tch::{Device, Tensor};
 
-use super::{fresh_trainer, prepare, Outcome, TrainData, Trainer};
+use super::data::{prepare, TrainData};
+use super::iteration::Outcome;
+use super::start::fresh_trainer;
+use super::Trainer;
 use crate::config::{Mode, RunConfig};
 use crate::error::{Result, TrainError};
+use crate::lock::RunLock;
 use crate::metrics::{MetricsLog, NoopObserver};
 use crate::rng::{stream_rng, tch_seed, Stream};
 
@@ -175,7 +178,16 @@ impl StepBench {
         let metrics = MetricsLog::open(&scratch.0.join(super::files::METRICS), Some(0))?;
         // NoopObserver is zero-sized: leaking a box of it allocates nothing.
         let observer: &'static mut NoopObserver = Box::leak(Box::new(NoopObserver));
-        let trainer = fresh_trainer(cfg, scratch.0.clone(), device, data, metrics, observer)?;
+        let lock = RunLock::acquire(&scratch.0)?;
+        let trainer = fresh_trainer(
+            cfg,
+            scratch.0.clone(),
+            device,
+            data,
+            metrics,
+            lock,
+            observer,
+        )?;
         Ok(Self {
             trainer,
             iteration: 0,
@@ -202,18 +214,12 @@ impl StepBench {
     /// on its own. Waits for the device before returning. An error for `baseline` mode.
     pub fn sample(&mut self) -> Result<()> {
         let t = &mut self.trainer;
-        let Some(chains) = t.chains.as_mut() else {
+        if t.chains.is_none() {
             return Err(TrainError::invalid(
                 "train.mode",
                 format!("{:?}", t.cfg.train.mode),
                 "a sampling mode (jem, factored) to time SGLD",
             ));
-        };
-        let model = &t.model;
-        let marginal = |x: &Tensor| -> Tensor {
-            model
-                .log_px(x, false)
-                .unwrap_or_else(|e| panic!("log p(x) during SGLD: {e}"))
         };
         let mut sgld_cfg = t.cfg.sampler.sgld.clone();
         sgld_cfg.steps = t.recovery.sgld_steps;
@@ -222,14 +228,9 @@ impl StepBench {
         tch::manual_seed(tch_seed(t.cfg.train.seed, Stream::Iteration, counter, 1));
         let mut rng = stream_rng(t.cfg.train.seed, Stream::Iteration, counter, 1);
         let n = t.cfg.data.batch_size;
-        sample(
-            chains,
-            Energy::Marginal(&marginal),
-            n,
-            None,
-            &sgld_cfg,
-            &mut rng,
-        )?;
+        if let Err(d) = t.sample_chains(n, None, &sgld_cfg, &mut rng)? {
+            tracing::debug!(%d, "a timed sampling step diverged");
+        }
         self.samples_drawn += 1;
         synchronize(t.device);
         Ok(())
@@ -296,6 +297,7 @@ pub fn forward_macs(cfg: &WrnConfig, h: usize, w: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jem_model::JointEnergyModel;
     use tch::Kind;
 
     fn tiny() -> BenchShape {
@@ -352,6 +354,119 @@ mod tests {
         let data = shape.synthetic_data().unwrap();
         assert_eq!(data.train.len(), 1056);
         assert_eq!(data.train.image_shape(), [1, 8, 8]);
+    }
+
+    /// One noiseless SGLD step of `α` from every drawn slot: the refined chain minus its start,
+    /// divided by `α`, is the gradient the sampler followed.
+    fn followed_gradients(class_conditional: bool) -> (Vec<(i64, Tensor)>, StepBench) {
+        let shape = tiny();
+        let mut cfg = shape.run_config(Mode::Jem);
+        cfg.sampler.sgld.steps = 1;
+        cfg.sampler.sgld.noise = 0.0;
+        cfg.sampler.sgld.step_size = 0.5;
+        cfg.sampler.buffer.size = 40;
+        cfg.sampler.buffer.reinit_prob = 0.0;
+        cfg.sampler.buffer.class_conditional = class_conditional;
+        let mut bench = StepBench::new(cfg, shape.synthetic_data().unwrap(), Device::Cpu).unwrap();
+        let buffer = |b: &StepBench| match b.trainer.chains.as_ref().unwrap() {
+            jem_sampler::ChainInit::Persistent(buf) => buf.samples().copy(),
+            _ => unreachable!("persistent chains"),
+        };
+        let before = buffer(&bench);
+        bench.sample().unwrap();
+        let after = buffer(&bench);
+        let mut moved = Vec::new();
+        for slot in 0..40 {
+            let step = (after.get(slot) - before.get(slot)) / 0.5;
+            if step.abs().sum(Kind::Double).double_value(&[]) > 0.0 {
+                moved.push((slot, step));
+            }
+        }
+        // The starting points, for the caller's own gradients.
+        moved = moved
+            .into_iter()
+            .map(|(slot, step)| (slot, Tensor::stack(&[before.get(slot), step], 0)))
+            .collect();
+        (moved, bench)
+    }
+
+    fn input_gradient(bench: &StepBench, x: &Tensor, class: Option<i64>) -> Tensor {
+        let x = x.unsqueeze(0).detach().set_requires_grad(true);
+        let logits = bench.trainer.model.logits(&x, false).unwrap();
+        let e = match class {
+            Some(y) => logits.get(0).get(y),
+            None => logits.logsumexp(1, false).sum(Kind::Float),
+        };
+        Tensor::run_backward(&[e], &[&x], false, false)
+            .pop()
+            .unwrap()
+            .squeeze_dim(0)
+    }
+
+    #[test]
+    fn class_conditional_chains_follow_their_class_logit() {
+        // Appendix A's method 1: a chain in the slice of class y climbs f(x)[y], not log p(x).
+        let (moved, bench) = followed_gradients(true);
+        assert!(moved.len() >= 3, "the draw moved {} slots", moved.len());
+        for (slot, pair) in &moved {
+            let class = slot / 4; // 40 slots, 10 classes
+            let (x0, step) = (pair.get(0), pair.get(1));
+            let conditional = input_gradient(&bench, &x0, Some(class));
+            let marginal = input_gradient(&bench, &x0, None);
+            assert!(
+                step.allclose(&conditional, 1e-4, 1e-5, false),
+                "slot {slot}"
+            );
+            assert!(!step.allclose(&marginal, 1e-4, 1e-5, false), "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn unconditional_chains_follow_log_px() {
+        let (moved, bench) = followed_gradients(false);
+        assert!(moved.len() >= 3);
+        for (slot, pair) in &moved {
+            let (x0, step) = (pair.get(0), pair.get(1));
+            let marginal = input_gradient(&bench, &x0, None);
+            assert!(step.allclose(&marginal, 1e-4, 1e-5, false), "slot {slot}");
+        }
+    }
+
+    #[test]
+    fn gaussian_start_fills_each_class_slice_near_its_class_mean() {
+        let shape = tiny();
+        let mut cfg = shape.run_config(Mode::Jem);
+        cfg.sampler.buffer.size = 1000;
+        cfg.sampler.buffer.class_conditional = true;
+        cfg.sampler.buffer.init = jem_sampler::InitKind::Gaussian;
+        cfg.sampler.buffer.init_rank = Some(8);
+        // Class c's images are brighter by c / 10, so each class has its own mean.
+        let mut data = shape.synthetic_data().unwrap();
+        let labels = data.train.labels_vec().unwrap();
+        let shift = Tensor::from_slice(&labels)
+            .to_kind(Kind::Float)
+            .view([-1, 1, 1, 1])
+            / 20.0;
+        let images = (data.train.images.shallow_clone() * 0.5 + shift).clamp(0.0, 1.0);
+        data.train = jem_data::Dataset::new(images, data.train.labels.shallow_clone(), 10).unwrap();
+        let bench = StepBench::new(cfg, data, Device::Cpu).unwrap();
+        let jem_sampler::ChainInit::Persistent(buf) = bench.trainer.chains.as_ref().unwrap() else {
+            unreachable!("persistent chains");
+        };
+        for class in [0i64, 9] {
+            let slots = buf.class_slots(class);
+            let mean = buf
+                .samples()
+                .narrow(0, slots.start, slots.end - slots.start)
+                .mean(Kind::Double)
+                .double_value(&[]);
+            // Data in [-1, 1]: 2 · (0.25 + c / 20) − 1 on average.
+            let expected = 2.0 * (0.25 + class as f64 / 20.0) - 1.0;
+            assert!(
+                (mean - expected).abs() < 0.03,
+                "class {class}: {mean} vs {expected}"
+            );
+        }
     }
 
     #[test]
