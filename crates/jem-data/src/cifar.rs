@@ -62,7 +62,7 @@ fn parse_records(
     num_classes: usize,
 ) -> Result<RawImages> {
     let record = label_bytes + CIFAR_PIXELS;
-    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
+    if bytes.is_empty() || bytes.len() % record != 0 {
         return Err(DataError::format(
             path,
             format!(

@@ -41,7 +41,7 @@ impl FeatureStats {
         if dim == 0 {
             return Err(EvalError::ZeroWidth { arg: "dim" });
         }
-        if !features.len().is_multiple_of(dim) {
+        if features.len() % dim != 0 {
             return Err(EvalError::RaggedRows {
                 arg,
                 len: features.len(),

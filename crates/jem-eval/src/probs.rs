@@ -41,7 +41,7 @@ impl<'a, T: Real> Probs<'a, T> {
         if num_classes == 0 {
             return Err(EvalError::ZeroWidth { arg: "num_classes" });
         }
-        if !data.len().is_multiple_of(num_classes) {
+        if data.len() % num_classes != 0 {
             return Err(EvalError::RaggedRows {
                 arg: "probs",
                 len: data.len(),

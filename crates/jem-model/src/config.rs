@@ -92,7 +92,7 @@ impl WrnConfig {
                 allowed,
             }
         }
-        if self.depth < 10 || self.depth > MAX_DEPTH || !(self.depth - 4).is_multiple_of(6) {
+        if self.depth < 10 || self.depth > MAX_DEPTH || (self.depth - 4) % 6 != 0 {
             return Err(invalid(
                 "depth",
                 self.depth,

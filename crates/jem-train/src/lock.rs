@@ -1,11 +1,12 @@
 //! One writer per run directory: an exclusive OS file lock on `D/.lock`.
 //!
-//! The lock is an advisory `flock`-style lock held by an open file: the operating system releases
+//! The lock is an advisory `flock(2)` lock held by an open file: the operating system releases
 //! it when the process exits, however it exits, so a killed run never leaves a stale lock. The
 //! file holds the holder's pid, so a second writer's error can name it.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TrainError};
@@ -32,9 +33,14 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| TrainError::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open for the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::WouldBlock {
+                return Err(TrainError::io(&path, err));
+            }
+            {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
@@ -48,7 +54,6 @@ impl RunLock {
                     holder: who,
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(TrainError::io(&path, e)),
         }
         let pid = std::process::id().to_string();
         file.set_len(0)
