@@ -1,0 +1,9 @@
+//! Tests of the targets' assembly on fake run directories, of the plan and of the outputs.
+
+mod attacks;
+mod calibration;
+mod generative;
+mod ood;
+mod plan;
+mod results;
+mod samples;
