@@ -2,6 +2,8 @@
 
 mod attacks;
 mod calibration;
+#[cfg(unix)]
+mod exec;
 mod generative;
 mod ood;
 mod plan;
