@@ -115,16 +115,28 @@ fn selected(name: &str) -> Result<Vec<&'static TargetDef>> {
     }
 }
 
+/// `path` made absolute against the current directory (`jem` runs in the workspace root).
+fn absolute(path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn layout(args: &ReproduceArgs) -> Layout {
     let root = workspace_root();
     Layout {
         runs: args
             .out
-            .clone()
+            .as_deref()
+            .map(absolute)
             .unwrap_or_else(|| root.join("runs").join(&args.preset)),
         results: args
             .results
-            .clone()
+            .as_deref()
+            .map(absolute)
             .unwrap_or_else(|| root.join("results").join(&args.preset)),
         root,
     }
@@ -314,7 +326,10 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         bail!("--seeds needs at least one seed");
     }
     let mut preset = preset::by_name(&args.preset)?;
-    preset.inception = args.inception.clone();
+    preset.inception = args
+        .inception
+        .as_deref()
+        .map(|p| absolute(std::path::Path::new(p)).display().to_string());
     let layout = layout(args);
     if args.list {
         print!("{}", list(&preset, &layout, &args.seeds)?);
@@ -414,14 +429,23 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         if !runnable.contains(t.name) {
             continue;
         }
-        let a = assemble_target(&plan, t, &layout)?;
-        for c in &a.claims {
-            verdicts[c.verdict as usize] += 1;
+        // One target that cannot be assembled does not keep the others from their results.
+        match assemble_target(&plan, t, &layout) {
+            Ok(a) => {
+                for c in &a.claims {
+                    verdicts[c.verdict as usize] += 1;
+                }
+                eprintln!(
+                    "wrote {}",
+                    layout.results.join(t.name).join("README.md").display()
+                );
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                eprintln!("cannot assemble {}: {why}", t.name);
+                blocked.push((t, why));
+            }
         }
-        eprintln!(
-            "wrote {}",
-            layout.results.join(t.name).join("README.md").display()
-        );
     }
     for (t, why) in &blocked {
         output::write_not_run(&layout.results, &plan.preset, &plan.seeds, t, why)?;

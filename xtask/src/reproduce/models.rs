@@ -277,3 +277,15 @@ pub fn paper(id: ModelId) -> Option<ModelSpec> {
         ModelId::BaselineConverged => return None,
     })
 }
+
+/// Tests only: the cpu preset's models on a tiny config (`tiny.toml` in the test's root), three
+/// iterations each, for a smoke run of the real `jem`.
+#[cfg(test)]
+pub fn tiny(id: ModelId) -> Option<ModelSpec> {
+    cpu(id).map(|mut s| {
+        s.config = "tiny.toml";
+        s.overrides.push("train.max_iterations=3".into());
+        s.est_minutes = 0.1;
+        s
+    })
+}

@@ -67,6 +67,9 @@ pub struct Preset {
     pub extra_accuracy: &'static [ModelId],
     /// Class-conditional sample grids of other data sets (Figs 7 right, 8).
     pub extra_samples: &'static [ModelId],
+    /// Test images per set of `jem eval`, `jem calibrate` and `jem extremes` (`None`: all,
+    /// as the paper).
+    pub eval_n: Option<usize>,
     /// Attack sizes.
     pub attack: AttackSettings,
     /// Generative sizes.
@@ -124,6 +127,7 @@ pub fn cpu() -> Preset {
         fig13ab: None,
         extra_accuracy: &[],
         extra_samples: &[],
+        eval_n: None,
         attack: AttackSettings {
             n: 32,
             iterations: 10,
@@ -170,6 +174,7 @@ pub fn paper() -> Preset {
         fig13ab: Some((ModelId::Jem, ModelId::BaselineNoNorm)),
         extra_accuracy: &[ModelId::JemSvhn, ModelId::JemCifar100],
         extra_samples: &[ModelId::JemSvhn, ModelId::JemCifar100],
+        eval_n: None,
         attack: AttackSettings {
             n: 300,
             iterations: 40,
@@ -198,6 +203,16 @@ pub fn paper() -> Preset {
     }
 }
 
+impl Preset {
+    /// `--n N` when the preset limits the test images, else nothing.
+    pub fn n_args(&self) -> Vec<super::plan::Arg> {
+        match self.eval_n {
+            Some(n) => super::plan::lits(&["--n", &n.to_string()]),
+            None => Vec::new(),
+        }
+    }
+}
+
 /// The preset named `name`.
 pub fn by_name(name: &str) -> Result<Preset> {
     match name {
@@ -205,4 +220,30 @@ pub fn by_name(name: &str) -> Result<Preset> {
         "paper" => Ok(paper()),
         other => bail!("unknown preset `{other}`: expected `cpu` or `paper`"),
     }
+}
+
+/// Tests only: the cpu preset shrunk to seconds (tiny models, a few attacked inputs, no MNIST).
+#[cfg(test)]
+pub fn tiny() -> Preset {
+    let mut p = cpu();
+    p.name = "tiny";
+    p.table3_ood = &["uniform", "constant", "interp"];
+    p.ood = &["uniform", "constant", "interp"];
+    p.eval_n = Some(200);
+    p.attack = AttackSettings {
+        n: 4,
+        iterations: 2,
+        restarts: 1,
+        bisection_steps: 2,
+        eot: 2,
+        refine_steps: &[0, 1, 2],
+        boundary_iterations: 10,
+        distal_per_class: 1,
+        distal_steps: 5,
+    };
+    p.generative.n = 100;
+    p.generative.n_grid = 16;
+    p.generative.k_extremes = 4;
+    p.models = models::tiny;
+    p
 }

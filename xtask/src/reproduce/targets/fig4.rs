@@ -66,6 +66,7 @@ fn calibrate_job(p: &Preset, id: ModelId, seed: u64) -> Job {
     let mut args = lits(&["--checkpoint"]);
     args.push(Arg::Run(id, seed));
     args.extend(lits(&["--bins", "20"]));
+    args.extend(p.n_args());
     Job::new(
         key("calibrate", id, seed),
         format!("calibration of {id} (seed {seed})"),

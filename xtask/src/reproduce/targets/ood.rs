@@ -29,6 +29,7 @@ fn eval_job(p: &Preset, id: ModelId, seed: u64) -> Job {
         "--scores",
         "px,py,pxgrad",
     ]));
+    args.extend(p.n_args());
     Job::new(
         key("eval", id, seed),
         format!("OOD evaluation of {id} (seed {seed})"),

@@ -73,6 +73,7 @@ fn jobs(p: &Preset, seeds: &[u64]) -> Vec<Job> {
     let mut args = lits(&["--checkpoint"]);
     args.push(run(ModelId::Jem));
     args.extend(lits(&["--k", &g.k_extremes.to_string()]));
+    args.extend(p.n_args());
     v.push(Job::new(
         "extremes-data",
         "log p(x) of the test images by class",

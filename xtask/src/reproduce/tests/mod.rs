@@ -9,3 +9,5 @@ mod ood;
 mod plan;
 mod results;
 mod samples;
+#[cfg(unix)]
+mod smoke;
