@@ -110,6 +110,22 @@ fn jem_k(k: usize) -> String {
     format!("{} JEM-{k}", ModelId::Jem.name())
 }
 
+/// `claim`, unless no input survives any reported budget under any of the classifiers compared
+/// (`values`): then the budgets cannot tell them apart and the claim is not measurable.
+fn resolved(claim: Claim, values: &[Option<f64>]) -> Claim {
+    if values.iter().all(|v| *v == Some(0.0)) {
+        return Claim {
+            verdict: Verdict::NotMeasurable,
+            evidence: format!(
+                "{}: no input survives any reported budget, so they cannot tell the classifiers apart",
+                claim.evidence
+            ),
+            ..claim
+        };
+    }
+    claim
+}
+
 /// Robust accuracy averaged over the reported budgets.
 pub fn mean_robust(m: &AttackModel) -> Option<f64> {
     claims::mean(
@@ -190,10 +206,14 @@ fn robustness_claims(
 ) -> Result<()> {
     let base = model(report, p.baseline().name(), file)?;
     let jem0 = model(report, &jem_k(0), file)?;
-    claims.push(higher(
-        format!("JEM-0 is more robust than the baseline ({what}; mean robust accuracy over the budgets)"),
-        Measured::pct("JEM-0", mean_robust(jem0)),
-        Measured::pct("baseline", mean_robust(base)),
+    let (j, b) = (mean_robust(jem0), mean_robust(base));
+    claims.push(resolved(
+        higher(
+            format!("JEM-0 is more robust than the baseline ({what}; mean robust accuracy over the budgets)"),
+            Measured::pct("JEM-0", j),
+            Measured::pct("baseline", b),
+        ),
+        &[j, b],
     ));
     let ks: Vec<(String, Option<f64>)> = p
         .attack
@@ -205,15 +225,19 @@ fn robustness_claims(
         })
         .collect::<Result<_>>()?;
     let measured: Vec<Measured> = ks.iter().map(|(n, v)| Measured::pct(n, *v)).collect();
-    claims.push(increasing(
-        format!(
-            "More refinement steps, more robustness ({what}: {})",
-            ks.iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(" < ")
+    let values: Vec<Option<f64>> = ks.iter().map(|(_, v)| *v).collect();
+    claims.push(resolved(
+        increasing(
+            format!(
+                "More refinement steps, more robustness ({what}: {})",
+                ks.iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" < ")
+            ),
+            &measured,
         ),
-        &measured,
+        &values,
     ));
     Ok(())
 }
@@ -345,9 +369,11 @@ fn fig14(inputs: &Inputs) -> Result<Assembled> {
     if let Some((report, file)) = boundary {
         let mut all = true;
         let mut parts = Vec::new();
+        let mut values = Vec::new();
         for &k in p.attack.refine_steps {
             let b = mean_robust(model(&report, &jem_k(k), &file)?);
             let g = mean_robust(model(&pgd, &jem_k(k), &pgd_file)?);
+            values.extend([g, b]);
             match (g, b) {
                 (Some(g), Some(b)) => {
                     all &= g < b;
@@ -360,7 +386,7 @@ fn fig14(inputs: &Inputs) -> Result<Assembled> {
                 _ => all = false,
             }
         }
-        a.claims.push(Claim {
+        let claim = Claim {
             text: "PGD through the sampler is more successful than the gradient-free boundary \
                    attack (lower robust accuracy), so JEM does not cheat with vanishing gradients"
                 .into(),
@@ -370,7 +396,8 @@ fn fig14(inputs: &Inputs) -> Result<Assembled> {
                 Verdict::NotSupported
             },
             evidence: parts.join("; "),
-        });
+        };
+        a.claims.push(resolved(claim, &values));
     }
     a.numbers = serde_json::Value::Object(numbers);
     Ok(a)
@@ -418,7 +445,7 @@ fn fig16(inputs: &Inputs) -> Result<Assembled> {
         });
         numbers.insert(key, robust_numbers(&report));
     }
-    a.claims.push(match (means[0], means[1]) {
+    let claim = match (means[0], means[1]) {
         (Some(five), Some(ten)) => Claim {
             text: "10 EOT samples give very similar results to 5 on JEM-1 (within 5 points of \
                    mean robust accuracy)"
@@ -438,7 +465,8 @@ fn fig16(inputs: &Inputs) -> Result<Assembled> {
             "10 EOT samples give very similar results to 5 on JEM-1",
             "robust accuracy not measured",
         ),
-    });
+    };
+    a.claims.push(resolved(claim, &means));
     a.numbers = serde_json::Value::Object(numbers);
     Ok(a)
 }
@@ -473,6 +501,7 @@ fn fig17(inputs: &Inputs) -> Result<Assembled> {
             Measured::pct(&format!("JEM-{k}"), m),
             Measured::pct("JEM-0", jem0),
         ));
+        // (No `resolved` here: JEM-0 at 0% on its own adversarials is the expected start.)
     }
     a.images.push(Image {
         src: inputs.path("transfer", &files::attack_png("transfer"))?,

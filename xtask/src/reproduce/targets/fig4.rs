@@ -142,15 +142,15 @@ fn assemble(inputs: &Inputs) -> Result<Assembled> {
         let mut read_model = |id: ModelId| -> Result<Calib> {
             let c = read(inputs, id)?;
             let paper_acc = match (i, id == s.jem) {
-                (0, true) if p.name == "paper" => format!("{}%", paper::JEM_CIFAR100_ACCURACY),
+                (0, true) if p.name == "paper" => format!("{:.1}%", paper::JEM_CIFAR100_ACCURACY),
                 (0, false) if p.name == "paper" && id == s.baseline => {
-                    format!("{}%", paper::BASELINE_CIFAR100_ACCURACY)
+                    format!("{:.1}%", paper::BASELINE_CIFAR100_ACCURACY)
                 }
                 _ if s.jem == ModelId::Jem4k && id == s.jem => {
-                    format!("{}%", paper::LABELS_4K_ACCURACY.1)
+                    format!("{:.1}%", paper::LABELS_4K_ACCURACY.1)
                 }
                 _ if s.jem == ModelId::Jem4k && id == s.baseline => {
-                    format!("{}%", paper::LABELS_4K_ACCURACY.0)
+                    format!("{:.1}%", paper::LABELS_4K_ACCURACY.0)
                 }
                 _ => "-".into(),
             };

@@ -167,3 +167,33 @@ fn fig6_compares_how_often_noise_is_classified_confidently() {
     assert!(a.body.contains("| jem JEM-0 | 50.0% |"), "{}", a.body);
     assert_eq!(a.claims[1].verdict, Verdict::NotMeasurable);
 }
+
+#[test]
+fn budgets_that_break_every_input_cannot_decide_a_robustness_claim() {
+    let mut f = Fake::new(preset::cpu(), &[1]);
+    for name in ["pgd-linf", "pgd-l2"] {
+        let zero = [0.0; 3];
+        let r = pgd(
+            name,
+            &[
+                ("baseline", 0, zero),
+                ("jem JEM-0", 0, zero),
+                ("jem JEM-1", 1, zero),
+                ("jem JEM-10", 10, zero),
+            ],
+        );
+        f.job(name, &files::attack(name), &r);
+        f.png(name, &files::attack_png(name));
+    }
+    let a = f.assemble(&attacks::FIG5);
+    assert!(
+        a.claims.iter().all(|c| c.verdict == Verdict::NotMeasurable),
+        "{:?}",
+        a.claims
+    );
+    assert!(
+        a.claims[0].evidence.contains("no input survives"),
+        "{}",
+        a.claims[0].evidence
+    );
+}

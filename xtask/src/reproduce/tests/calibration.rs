@@ -67,7 +67,7 @@ fn lower_ece_is_supported_when_jems_is_lower() {
         a.body
     );
     // The 4000-label paper accuracies stand beside ours.
-    assert!(a.body.contains("| 78% |"), "{}", a.body);
+    assert!(a.body.contains("| 78.0% |"), "{}", a.body);
     assert_eq!(a.images.len(), 5);
     assert_eq!(a.images[0].name, "reliability_jem.png");
 }
