@@ -1,7 +1,7 @@
 //! `cargo xtask <command>`: set-up, tests and experiments for the jem workspace.
 //!
-//! xtask builds before libtorch exists (it depends on no jem crate and not on
-//! tch), which is what lets it provision libtorch in the first place.
+//! xtask builds before libtorch exists (it depends on no jem crate but the serde-only
+//! jem-report, and not on tch), which is what lets it provision libtorch in the first place.
 
 mod bench;
 mod dataset;

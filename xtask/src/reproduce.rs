@@ -1,473 +1,504 @@
-//! `cargo xtask reproduce <table>`: the paper's experiments, end to end.
+//! `cargo xtask reproduce <target>`: the paper's tables and figures, end to end.
 //!
-//! Each experiment runs the `jem` binary (xtask depends on no jem crate): it
-//! trains the models of the preset (resuming an interrupted run, skipping a
-//! finished one), evaluates them and assembles the table as Markdown and JSON
-//! under `runs/<preset>/`.
+//! Each target runs the `jem` binary (xtask depends on no jem crate but the serde-only
+//! jem-report): it trains the models the target needs — shared between targets, cached under
+//! `runs/<preset>/models/<model>-<hash>/seed<N>` by a hash of their resolved config, resumed when
+//! interrupted — runs its `jem` commands (cached by a hash of the command under
+//! `runs/<preset>/jobs/`), and writes `results/<preset>/<target>/` (README.md with our numbers
+//! beside the paper's and a verdict on each of the paper's claims, results.json, the PNGs) and
+//! `results/<preset>/README.md` (every target's claims at a glance). `table3` also writes
+//! `runs/<preset>/table3.md` and `table3.json`, as it always has.
+
+mod cache;
+mod claims;
+mod exec;
+mod models;
+mod output;
+mod paper;
+mod plan;
+mod preflight;
+mod preset;
+mod stats;
+mod targets;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
 
 use crate::setup::{self, SetupArgs};
-use crate::util::{build_release_jem, run_checked, workspace_root, write_results};
+use crate::util::{build_release_jem, shell_quote, workspace_root, write_results};
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use models::ModelId;
+use plan::{Layout, ModelStatus, Plan, PlanOptions};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+use targets::{Inputs, TargetDef, TARGETS};
 
 #[derive(clap::Args)]
 pub struct ReproduceArgs {
-    /// Which experiment: table3 (OOD detection AUROC of JEM and the baseline).
-    pub table: String,
-    /// Experiment size: `cpu` (Fashion-MNIST, small WRN, minutes) or `paper` (CIFAR-10, WRN-28-10, GPU).
+    /// What to reproduce: table1, table2, table3, table5, table7, fig4, fig5, fig6, fig14,
+    /// fig16, fig17, samples, or all (see --list).
+    #[arg(required_unless_present = "list")]
+    pub table: Option<String>,
+    /// Experiment size: `cpu` (Fashion-MNIST, small WRN, minutes) or `paper` (CIFAR-10,
+    /// WRN-28-10, GPU).
     #[arg(long, default_value = "cpu")]
     pub preset: String,
     /// `jem --device` for training and evaluation (`cuda` for the paper preset).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Where runs and results go (default: runs/PRESET).
+    /// Where models and command outputs go (default: runs/PRESET).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Training seeds, comma-separated (`1,2,3,4,5`): each seed trains every model of the preset
-    /// (runs under OUT/seedN/) and the table reports the mean and standard deviation.
+    /// Where the results go (default: results/PRESET).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Training seeds, comma-separated (`1,2,3,4,5`): each seed trains every model of the
+    /// targets and the tables report mean ± standard deviation (attacks and sample figures use
+    /// the first seed).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub seeds: Vec<u64>,
+    /// Print every target, what it trains and roughly how long it takes on the preset.
+    #[arg(long)]
+    pub list: bool,
+    /// Print the plan (models cached or not, the exact commands) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Retrain the models and rerun the commands even when cached.
+    #[arg(long)]
+    pub force: bool,
+    /// Override a model's config: `MODEL:section.key=value`, e.g.
+    /// `baseline-converged:train.epochs=40` (repeatable; changes that model's cache hash).
+    #[arg(long = "set", value_name = "MODEL:SECTION.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A TorchScript Inception network for IS/FID (without one, the classifier's features are
+    /// used and every such number is labelled "not Inception"; the paper preset needs one).
+    #[arg(long, value_name = "FILE.pt")]
+    pub inception: Option<String>,
 }
 
-/// A model of the experiment: its run name and config overrides.
-struct Model {
-    name: &'static str,
-    overrides: &'static [&'static str],
-}
-
-/// The preset's config, its models and OOD sets.
-struct Preset {
-    config: &'static str,
-    models: &'static [Model],
-    ood: &'static [&'static str],
-    /// The paper's Table 3 values for this setting, if it is the paper's.
-    paper_rows: &'static [(&'static str, &'static str, [f64; 4])],
-}
-
-const CPU: Preset = Preset {
-    config: "configs/cpu.toml",
-    models: &[
-        Model {
-            name: "jem",
-            overrides: &[],
-        },
-        // The same network as a plain classifier, on its own time budget.
-        Model {
-            name: "baseline",
-            overrides: &[
-                "train.mode=\"baseline\"",
-                // Measured on the idle 2-core machine: ~31 it/s with the per-epoch evaluations,
-                // 8615 iterations in 5 minutes; these 9000 take about 5.2 minutes (five seeds:
-                // 89.01% mean test accuracy). The staircase decays at 61% and 89% of the run.
-                "train.max_minutes=6.0",
-                "train.max_iterations=9000",
-                "train.epochs=6",
-                "train.decay_epochs=[]",
-                "train.decay_iterations=[5500, 8000]",
-            ],
-        },
-    ],
-    ood: &["mnist-5k", "uniform", "constant", "interp"],
-    paper_rows: &[],
-};
-
-const PAPER: Preset = Preset {
-    config: "configs/paper.toml",
-    models: &[
-        Model {
-            name: "jem",
-            overrides: &[],
-        },
-        Model {
-            name: "baseline",
-            overrides: &["train.mode=\"baseline\""],
-        },
-    ],
-    ood: &["svhn", "interp", "cifar100", "celeba"],
-    // Table 3 of the paper (JEM rows; columns SVHN, CIFAR10 Interp, CIFAR100, CelebA).
-    paper_rows: &[
-        ("JEM (paper)", "px", [0.67, 0.65, 0.67, 0.75]),
-        ("JEM (paper)", "py", [0.89, 0.75, 0.87, 0.79]),
-        ("JEM (paper)", "pxgrad", [0.83, 0.78, 0.82, 0.79]),
-        ("Wide-ResNet (paper)", "py", [0.93, 0.77, 0.85, 0.62]),
-    ],
-};
-
-const SCORES: [(&str, &str); 3] = [
-    ("px", "log p(x)"),
-    ("py", "max p(y\\|x)"),
-    ("pxgrad", "approx. mass −‖∂log p(x)/∂x‖"),
-];
-
-pub fn run(args: &ReproduceArgs) -> Result<()> {
-    if args.table != "table3" {
-        bail!(
-            "`{}` is not available yet: `cargo xtask reproduce table3` is built (OOD detection); \
-             the other tables' runners are not, though their pieces are (`jem calibrate`, \
-             `jem generative`, `jem attack`)",
-            args.table
-        );
-    }
-    let preset = match args.preset.as_str() {
-        "cpu" => &CPU,
-        "paper" => &PAPER,
-        other => bail!("unknown preset `{other}`: expected `cpu` or `paper`"),
-    };
-    if args.seeds.is_empty() {
-        bail!("--seeds needs at least one seed");
-    }
-    setup::run(&SetupArgs { no_data: false })?;
-    if args.preset == "cpu" {
-        let mnist = crate::dataset::ensure_mnist_5k()?;
-        eprintln!("MNIST 5k subset (OOD set): {}", mnist.display());
-    }
-    let root = workspace_root();
-    let jem = build_release_jem(&root)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| root.join("runs").join(&args.preset));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-
-    let mut results = Vec::new();
-    for &seed in &args.seeds {
-        let seed_dir = out.join(format!("seed{seed}"));
-        for model in preset.models {
-            let run_dir = seed_dir.join(model.name);
-            train(
-                &jem,
-                &root,
-                preset.config,
-                model,
-                seed,
-                &run_dir,
-                &args.device,
-            )?;
-            let eval_dir = seed_dir.join("table3").join(model.name);
-            if is_fresh(&eval_dir.join("ood.json"), &run_dir.join("summary.json")) {
-                eprintln!(
-                    "{}: evaluation of the finished run found, not re-evaluating",
-                    eval_dir.display()
-                );
-            } else {
-                run_checked(
-                    Command::new(&jem)
-                        .current_dir(&root)
-                        .args(["--device", &args.device, "eval", "--checkpoint"])
-                        .arg(&run_dir)
-                        .args([
-                            "--ood",
-                            &preset.ood.join(","),
-                            "--scores",
-                            "px,py,pxgrad",
-                            "--out",
-                        ])
-                        .arg(&eval_dir),
-                )?;
-            }
-            let path = eval_dir.join("ood.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let json: Value = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            let summary = read_summary(&run_dir)?;
-            results.push(RunResult {
-                model: model.name,
-                seed,
-                ood: json,
-                summary,
-            });
-        }
-    }
-    let (markdown, json) = assemble(preset, &args.preset, &results)?;
-    write_results(&out, "table3", &markdown, &json)?;
-    Ok(())
-}
-
-/// One trained and evaluated model of the experiment.
-struct RunResult {
-    model: &'static str,
-    seed: u64,
-    /// The `ood.json` of `jem eval`.
-    ood: Value,
-    /// The run's `summary.json`.
-    summary: Value,
-}
-
-/// Train a model, resuming an interrupted run and skipping a finished one.
-fn train(
-    jem: &Path,
-    root: &Path,
-    config: &str,
-    model: &Model,
-    seed: u64,
-    run_dir: &Path,
-    device: &str,
-) -> Result<()> {
-    if run_dir.join("summary.json").is_file() {
-        eprintln!(
-            "{}: finished run found, not retraining (delete it to retrain)",
-            run_dir.display()
-        );
-        return Ok(());
-    }
-    let mut cmd = Command::new(jem);
-    cmd.current_dir(root).args(["--device", device, "train"]);
-    if run_dir.join("last.ckpt").is_file() {
-        eprintln!("{}: resuming the interrupted run", run_dir.display());
-        cmd.arg("--resume").arg(run_dir);
-    } else {
-        cmd.args(["--config", config]);
-        for o in model.overrides {
-            cmd.args(["--set", o]);
-        }
-        // A replicate differs in everything random: initialisation, SGLD noise, the validation
-        // split and the batch order.
-        cmd.args(["--set", &format!("train.seed={seed}")]);
-        cmd.args(["--set", &format!("data.seed={seed}")]);
-        cmd.arg("--out").arg(run_dir);
-    }
-    run_checked(&mut cmd)
-}
-
-/// Whether `output` exists and was written after `input` (so it describes the finished run).
-fn is_fresh(output: &Path, input: &Path) -> bool {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(output), modified(input)) {
-        (Some(out), Some(inp)) => out >= inp,
-        _ => false,
-    }
-}
-
-fn read_summary(run_dir: &Path) -> Result<Value> {
-    let path = run_dir.join("summary.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn auroc(json: &Value, score: &str, ood: &str) -> Option<f64> {
-    json.as_array()?
+/// Parses `--set MODEL:section.key=value`.
+fn model_overrides(specs: &[String]) -> Result<Vec<(ModelId, String)>> {
+    specs
         .iter()
-        .find(|r| r["score"] == score && r["ood"] == ood)
-        .and_then(|r| r["metrics"]["auroc"].as_f64())
+        .map(|s| {
+            let (model, o) = s
+                .split_once(':')
+                .with_context(|| format!("--set {s}: expected MODEL:section.key=value"))?;
+            let id = ModelId::parse(model).with_context(|| {
+                format!(
+                    "--set {s}: unknown model `{model}` (models: {})",
+                    ModelId::ALL.map(|m| m.name()).join(", ")
+                )
+            })?;
+            Ok((id, o.to_string()))
+        })
+        .collect()
 }
 
-/// Mean and sample standard deviation (0 for a single value).
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, 0.0);
+/// The targets named on the command line.
+fn selected(name: &str) -> Result<Vec<&'static TargetDef>> {
+    if name == "all" {
+        return Ok(TARGETS.iter().collect());
     }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
-}
-
-/// `0.912` or `0.912 ± 0.015` (the spread only when there are several seeds).
-fn fmt_mean_sd(values: &[f64], seeds: usize, scale: f64, digits: usize, unit: &str) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    let (m, sd) = mean_sd(values);
-    if seeds < 2 {
-        format!("{:.*}{unit}", digits, m * scale)
-    } else {
-        format!("{:.*} ± {:.*}{unit}", digits, m * scale, digits, sd * scale)
-    }
-}
-
-fn assemble(preset: &Preset, name: &str, results: &[RunResult]) -> Result<(String, Value)> {
-    let mut seeds: Vec<u64> = results.iter().map(|r| r.seed).collect();
-    seeds.sort_unstable();
-    seeds.dedup();
-    let spread = if seeds.len() > 1 {
-        format!(
-            " Mean ± standard deviation over {} seeds ({}).",
-            seeds.len(),
-            seeds
+    match targets::by_name(name) {
+        Some(t) => Ok(vec![t]),
+        None => bail!(
+            "unknown target `{name}`: expected one of {}, or all (see --list)",
+            TARGETS
                 .iter()
-                .map(u64::to_string)
+                .map(|t| t.name)
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
-    } else {
-        String::new()
-    };
-    let mut md = format!(
-        "# Table 3 (OOD detection, AUROC), `{name}` preset\n\nIn-distribution: the run's test set; \
-         higher is better; 0.5 is chance.{spread}\n\n| model | score | {} |\n|---|---|{}\n",
-        preset.ood.join(" | "),
-        "---|".repeat(preset.ood.len())
+        ),
+    }
+}
+
+/// `path` made absolute against the current directory (`jem` runs in the workspace root).
+fn absolute(path: &std::path::Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn layout(args: &ReproduceArgs) -> Layout {
+    let root = workspace_root();
+    Layout {
+        runs: args
+            .out
+            .as_deref()
+            .map(absolute)
+            .unwrap_or_else(|| root.join("runs").join(&args.preset)),
+        results: args
+            .results
+            .as_deref()
+            .map(absolute)
+            .unwrap_or_else(|| root.join("results").join(&args.preset)),
+        root,
+    }
+}
+
+/// `--list`: every target, what it trains and runs, and roughly how long it takes alone.
+pub fn list(preset: &preset::Preset, layout: &Layout, seeds: &[u64]) -> Result<String> {
+    let mut out = format!(
+        "Targets of the `{}` preset ({}); times are rough, per target run alone with nothing \
+         cached, for {} seed(s). Models are shared: `all` trains each once.\n",
+        preset.name,
+        preset.description,
+        seeds.len()
     );
-    let mut models: Vec<&str> = Vec::new();
-    for r in results {
-        if !models.contains(&r.model) {
-            models.push(r.model);
-        }
-    }
-    let mut rows = Vec::new();
-    for model in &models {
-        let runs: Vec<&RunResult> = results.iter().filter(|r| r.model == *model).collect();
-        for (score, label) in SCORES {
-            let per_ood: Vec<Vec<f64>> = preset
-                .ood
-                .iter()
-                .map(|o| {
-                    runs.iter()
-                        .filter_map(|r| auroc(&r.ood, score, o))
-                        .collect()
-                })
-                .collect();
-            if per_ood.iter().all(Vec::is_empty) {
-                bail!("no AUROC for score {score} in the {model} evaluation");
+    for t in &TARGETS {
+        let plan = Plan::build(
+            preset.clone(),
+            seeds,
+            vec![t],
+            layout,
+            &PlanOptions {
+                force: true,
+                overrides: &[],
+            },
+        )?;
+        let models: Vec<String> = {
+            let mut seen = Vec::new();
+            for r in &plan.runs {
+                if !seen.iter().any(|(id, _): &(ModelId, String)| *id == r.id) {
+                    seen.push((
+                        r.id,
+                        format!(
+                            "{} (~{:.0} min{})",
+                            r.id,
+                            r.spec.est_minutes,
+                            if r.spec.est_measured { "" } else { "?" }
+                        ),
+                    ));
+                }
             }
-            let cells: Vec<String> = per_ood
-                .iter()
-                .map(|v| fmt_mean_sd(v, seeds.len(), 1.0, 3, ""))
-                .collect();
-            md.push_str(&format!("| {model} | {label} | {} |\n", cells.join(" | ")));
-            let stats: Vec<Value> = per_ood
-                .iter()
-                .map(|v| {
-                    if v.is_empty() {
-                        return Value::Null;
-                    }
-                    let (m, sd) = mean_sd(v);
-                    serde_json::json!({ "mean": m, "sd": sd, "per_seed": v })
-                })
-                .collect();
-            rows.push(serde_json::json!({ "model": model, "score": score, "auroc": stats }));
-        }
-    }
-    for (model, score, values) in preset.paper_rows {
-        let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
-        md.push_str(&format!("| {model} | {score} | {} |\n", cells.join(" | ")));
-    }
-    md.push_str("\n| model | seed | test accuracy (final) | best valid accuracy | iterations | minutes | recoveries |\n|---|---|---|---|---|---|---|\n");
-    let pct = |v: &Value| {
-        v.as_f64()
-            .map(|v| format!("{:.2}%", 100.0 * v))
-            .unwrap_or_else(|| "-".into())
-    };
-    for r in results {
-        let s = &r.summary;
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.1} | {} |\n",
-            r.model,
-            r.seed,
-            pct(&s["final_test_acc"]),
-            pct(&s["best_valid_acc"]),
-            s["iterations"],
-            s["wall_time_s"].as_f64().unwrap_or(f64::NAN) / 60.0,
-            s["recoveries"]
+            seen.into_iter().map(|(_, s)| s).collect()
+        };
+        let mut subs: Vec<&str> = plan.jobs.iter().map(|j| j.job.subcommand).collect();
+        subs.dedup();
+        out.push_str(&format!(
+            "\n{:<8} {}\n         trains: {}\n         runs:   {} `jem` command(s) ({})\n         about {:.0} min in all\n",
+            t.name,
+            t.title,
+            models.join(", "),
+            plan.jobs.len(),
+            subs.join(", "),
+            plan.est_minutes()
         ));
     }
-    if seeds.len() > 1 {
-        for model in &models {
-            let runs: Vec<&RunResult> = results.iter().filter(|r| r.model == *model).collect();
-            let col = |key: &str| -> Vec<f64> {
-                runs.iter()
-                    .filter_map(|r| r.summary[key].as_f64())
-                    .collect()
-            };
-            let minutes: Vec<f64> = col("wall_time_s").iter().map(|s| s / 60.0).collect();
-            let recoveries: f64 = col("recoveries").iter().sum();
-            md.push_str(&format!(
-                "| {model} | mean | {} | {} | {} | {} | {recoveries} in all |\n",
-                fmt_mean_sd(&col("final_test_acc"), seeds.len(), 100.0, 2, "%"),
-                fmt_mean_sd(&col("best_valid_acc"), seeds.len(), 100.0, 2, "%"),
-                fmt_mean_sd(&col("iterations"), seeds.len(), 1.0, 0, ""),
-                fmt_mean_sd(&minutes, seeds.len(), 1.0, 1, ""),
+    let all = Plan::build(
+        preset.clone(),
+        seeds,
+        TARGETS.iter().collect(),
+        layout,
+        &PlanOptions {
+            force: true,
+            overrides: &[],
+        },
+    )?;
+    out.push_str(&format!(
+        "\nall      every target: {} model runs, {} commands, about {:.0} min\n\
+         (? = a guess, not measured; the commands' times are all guesses; `--dry-run` shows \
+         what is cached.)\n",
+        all.runs.len(),
+        all.jobs.len(),
+        all.est_minutes()
+    ));
+    if preset.name == "cpu" {
+        out.push_str(&format!(
+            "\nNote: fig4's converged baseline trains for {} epochs, a PLACEHOLDER until measured \
+             (`--set baseline-converged:train.epochs=N`).\n",
+            models::CPU_CONVERGED_BASELINE_EPOCHS
+        ));
+    }
+    Ok(out)
+}
+
+fn quoted(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `--dry-run`: the plan as text.
+pub fn describe_plan(
+    plan: &Plan,
+    device: &str,
+    flags: Option<&BTreeMap<&str, Vec<String>>>,
+) -> String {
+    let mut out = format!(
+        "Plan for {} on the `{}` preset, seeds {:?}:\n\nModels:\n",
+        plan.targets
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.preset.name,
+        plan.seeds
+    );
+    for r in &plan.runs {
+        let status = match r.status {
+            ModelStatus::Cached => "cached",
+            ModelStatus::Resume => "resume",
+            ModelStatus::Train => "train",
+        };
+        out.push_str(&format!(
+            "  [{status}] {} seed {} ({}; ~{:.0} min{})\n      dir: {}\n",
+            r.id,
+            r.seed,
+            r.spec.description,
+            r.spec.est_minutes,
+            if r.spec.est_measured { "" } else { ", a guess" },
+            r.dir.display()
+        ));
+        if r.status != ModelStatus::Cached {
+            out.push_str(&format!(
+                "      $ jem --device {device} {}\n",
+                quoted(&r.train_args())
             ));
         }
     }
-    let summaries: Vec<Value> = results
-        .iter()
-        .map(|r| serde_json::json!({ "model": r.model, "seed": r.seed, "summary": r.summary }))
-        .collect();
-    let json = serde_json::json!({
-        "preset": name,
-        "seeds": seeds,
-        "ood": preset.ood,
-        "rows": rows,
-        "runs": summaries,
-    });
-    Ok((md, json))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(model: &'static str, seed: u64, auroc: f64, acc: f64) -> RunResult {
-        RunResult {
-            model,
-            seed,
-            ood: serde_json::json!([
-                { "score": "px", "ood": "uniform", "metrics": { "auroc": auroc } },
-                { "score": "py", "ood": "uniform", "metrics": { "auroc": 0.5 } },
-                { "score": "pxgrad", "ood": "uniform", "metrics": { "auroc": 0.25 } },
-            ]),
-            summary: serde_json::json!({
-                "final_test_acc": acc, "best_valid_acc": acc, "iterations": 100,
-                "wall_time_s": 60.0, "recoveries": 0,
-            }),
+    out.push_str("\nCommands:\n");
+    for j in &plan.jobs {
+        out.push_str(&format!(
+            "  [{}] {} (for {})\n      $ jem --device {device} {}\n",
+            if j.cached { "cached" } else { "run" },
+            j.job.what,
+            j.targets.join(", "),
+            quoted(&j.argv)
+        ));
+        if !j.job.needs.is_empty() {
+            out.push_str(&format!("      needs: {}\n", j.job.needs.join(", ")));
         }
     }
-
-    #[test]
-    fn mean_sd_is_the_sample_statistic() {
-        let (m, sd) = mean_sd(&[1.0, 2.0, 3.0, 4.0]);
-        assert!((m - 2.5).abs() < 1e-12);
-        // sqrt(5/3), the n-1 estimate.
-        assert!((sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert_eq!(mean_sd(&[0.7]), (0.7, 0.0));
+    match flags {
+        Some(m) if m.is_empty() => out.push_str("\nEvery flag the commands need is in this jem.\n"),
+        Some(m) => {
+            out.push_str("\nMissing from this jem (these targets cannot run yet):\n");
+            for (t, f) in m {
+                out.push_str(&format!("  {t}: {}\n", f.join(", ")));
+            }
+        }
+        None => out.push_str(
+            "\nFlags not checked: target/release/jem is not built yet (a real run builds it and \
+             checks before training).\n",
+        ),
     }
+    out.push_str(&format!(
+        "\nAbout {:.0} min of training and commands (rough).\n",
+        plan.est_minutes()
+    ));
+    out
+}
 
-    #[test]
-    fn table_aggregates_seeds() {
-        let preset = Preset {
-            config: "x.toml",
-            models: &[],
-            ood: &["uniform", "mnist-5k"],
-            paper_rows: &[],
+/// Assembles and writes one target.
+fn assemble_target(plan: &Plan, t: &TargetDef, layout: &Layout) -> Result<targets::Assembled> {
+    let runs = plan
+        .runs
+        .iter()
+        .map(|r| ((r.id, r.seed), r.dir.clone()))
+        .collect();
+    let jobs = plan
+        .job_dirs
+        .iter()
+        .filter(|((target, _), _)| *target == t.name)
+        .map(|((_, key), dir)| (key.clone(), dir.clone()))
+        .collect();
+    let inputs = Inputs::new(&plan.preset, plan.seeds.clone(), runs, jobs);
+    let assembled = (t.assemble)(&inputs).with_context(|| format!("assembling {}", t.name))?;
+    output::write_target(&layout.results, &plan.preset, &plan.seeds, t, &assembled)?;
+    if t.name == "table3" {
+        let (md, json) = targets::ood::table3_markdown(&inputs)?;
+        write_results(&layout.runs, "table3", &md, &json)?;
+    }
+    Ok(assembled)
+}
+
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let started = Instant::now();
+    if args.seeds.is_empty() {
+        bail!("--seeds needs at least one seed");
+    }
+    let mut preset = preset::by_name(&args.preset)?;
+    preset.inception = args
+        .inception
+        .as_deref()
+        .map(|p| absolute(std::path::Path::new(p)).display().to_string());
+    let layout = layout(args);
+    if args.list {
+        print!("{}", list(&preset, &layout, &args.seeds)?);
+        return Ok(());
+    }
+    let name = args
+        .table
+        .as_deref()
+        .expect("clap requires a target without --list");
+    let targets = selected(name)?;
+    let overrides = model_overrides(&args.set)?;
+    for (id, _) in &overrides {
+        preset.model(*id, &[])?;
+    }
+    let plan = Plan::build(
+        preset,
+        &args.seeds,
+        targets,
+        &layout,
+        &PlanOptions {
+            force: args.force,
+            overrides: &overrides,
+        },
+    )?;
+    let release = layout.root.join("target").join("release").join("jem");
+    if args.dry_run {
+        let flags = if release.is_file() {
+            Some(preflight::missing_flags(&plan, &release)?)
+        } else {
+            None
         };
-        let results = [
-            run("jem", 1, 0.90, 0.85),
-            run("jem", 2, 1.00, 0.87),
-            run("baseline", 1, 0.50, 0.89),
-            run("baseline", 2, 0.70, 0.91),
-        ];
-        let (md, json) = assemble(&preset, "cpu", &results).unwrap();
-        assert!(
-            md.contains("| jem | log p(x) | 0.950 ± 0.071 | - |"),
-            "{md}"
-        );
-        assert!(
-            md.contains("| baseline | log p(x) | 0.600 ± 0.141 | - |"),
-            "{md}"
-        );
-        assert!(md.contains("| jem | mean | 86.00 ± 1.41% |"), "{md}");
-        assert!(md.contains("over 2 seeds (1, 2)"), "{md}");
-        assert_eq!(json["seeds"], serde_json::json!([1, 2]));
-        let px = &json["rows"][0]["auroc"][0];
-        assert!((px["mean"].as_f64().unwrap() - 0.95).abs() < 1e-12);
-        assert_eq!(json["rows"][0]["auroc"][1], Value::Null);
+        print!("{}", describe_plan(&plan, &args.device, flags.as_ref()));
+        if plan.preset.name == "paper" {
+            let missing = preflight::paper_missing(&plan, &layout.root, &args.device);
+            if !missing.is_empty() {
+                println!("\nMissing before the paper preset can run:");
+                for m in missing {
+                    println!("  - {m}");
+                }
+            }
+        }
+        return Ok(());
     }
+    if plan.preset.name == "paper" {
+        let missing = preflight::paper_missing(&plan, &layout.root, &args.device);
+        if !missing.is_empty() {
+            bail!(
+                "the paper preset cannot start; nothing was trained. Missing:\n  - {}",
+                missing.join("\n  - ")
+            );
+        }
+    }
+    setup::run(&SetupArgs {
+        no_data: plan.preset.name != "cpu",
+    })?;
+    if plan.preset.name == "cpu" {
+        let mnist = crate::dataset::ensure_mnist_5k()?;
+        eprintln!("MNIST 5k subset (OOD set): {}", mnist.display());
+    }
+    let jem = build_release_jem(&layout.root)?;
+    if !args.device.eq_ignore_ascii_case("cpu") {
+        check_device(&jem, &args.device)?;
+    }
+    let missing = preflight::missing_flags(&plan, &jem)?;
+    let mut runnable: BTreeSet<&'static str> = BTreeSet::new();
+    let mut blocked: Vec<(&'static TargetDef, String)> = Vec::new();
+    for t in &plan.targets {
+        match missing.get(t.name) {
+            Some(flags) => blocked.push((
+                t,
+                format!(
+                    "this jem lacks {} (issue 10: IS/FID inputs of Appendix B)",
+                    flags.join(", ")
+                ),
+            )),
+            None => {
+                runnable.insert(t.name);
+            }
+        }
+    }
+    for (t, why) in &blocked {
+        eprintln!("cannot run {}: {why}", t.name);
+    }
+    if runnable.is_empty() {
+        bail!(
+            "nothing was trained: {}",
+            blocked
+                .iter()
+                .map(|(t, why)| format!("{}: {why}", t.name))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    let counts = exec::execute(&plan, &runnable, &jem, &layout.root, &args.device)?;
+    let mut verdicts = [0usize; 3];
+    for t in &plan.targets {
+        if !runnable.contains(t.name) {
+            continue;
+        }
+        // One target that cannot be assembled does not keep the others from their results.
+        match assemble_target(&plan, t, &layout) {
+            Ok(a) => {
+                for c in &a.claims {
+                    verdicts[c.verdict as usize] += 1;
+                }
+                eprintln!(
+                    "wrote {}",
+                    layout.results.join(t.name).join("README.md").display()
+                );
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                eprintln!("cannot assemble {}: {why}", t.name);
+                blocked.push((t, why));
+            }
+        }
+    }
+    for (t, why) in &blocked {
+        output::write_not_run(&layout.results, &plan.preset, &plan.seeds, t, why)?;
+    }
+    output::write_index(&layout.results, &plan.preset)?;
+    eprintln!(
+        "reproduce {name} ({} preset): {} model(s) trained, {} resumed, {} reused; {} command(s) \
+         run, {} cached; claims: {} supported, {} not supported, {} not measurable; results in {}; \
+         wall time {:.1} min",
+        plan.preset.name,
+        counts.trained,
+        counts.resumed,
+        counts.reused,
+        counts.jobs_run,
+        counts.jobs_cached,
+        verdicts[0],
+        verdicts[1],
+        verdicts[2],
+        layout.results.display(),
+        started.elapsed().as_secs_f64() / 60.0
+    );
+    if !blocked.is_empty() {
+        bail!(
+            "not run: {}",
+            blocked
+                .iter()
+                .map(|(t, why)| format!("{}: {why}", t.name))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
 
-    #[test]
-    fn single_seed_table_has_no_spread() {
-        let preset = Preset {
-            config: "x.toml",
-            models: &[],
-            ood: &["uniform"],
-            paper_rows: &[],
-        };
-        let (md, _) = assemble(&preset, "cpu", &[run("jem", 1, 0.9, 0.85)]).unwrap();
-        assert!(md.contains("| jem | log p(x) | 0.900 |"), "{md}");
-        assert!(!md.contains("| mean |"), "{md}");
+/// A CUDA device that `jem` can use, or an error saying what `jem info` sees.
+fn check_device(jem: &std::path::Path, device: &str) -> Result<()> {
+    let out = std::process::Command::new(jem)
+        .args(["--device", device, "info", "--json"])
+        .output()
+        .with_context(|| format!("running {} info", jem.display()))?;
+    if !out.status.success() {
+        bail!(
+            "--device {device}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
+    let info: jem_report::InfoReport = jem_report::parse_json(
+        &String::from_utf8_lossy(&out.stdout),
+        std::path::Path::new("<jem info --json>"),
+    )?;
+    eprintln!(
+        "jem {} sees {} CUDA device(s) (cuDNN {}), using {}",
+        info.jem_version, info.cuda_devices, info.cudnn_available, info.device
+    );
+    Ok(())
 }

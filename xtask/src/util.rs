@@ -31,14 +31,26 @@ pub fn has_program(program: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Human-readable form of a command line.
+/// Human-readable form of a command line, quoted so it can be pasted into a shell.
 pub fn describe(cmd: &Command) -> String {
-    let mut out = cmd.get_program().to_string_lossy().into_owned();
+    let mut out = shell_quote(&cmd.get_program().to_string_lossy());
     for arg in cmd.get_args() {
         out.push(' ');
-        out.push_str(&arg.to_string_lossy());
+        out.push_str(&shell_quote(&arg.to_string_lossy()));
     }
     out
+}
+
+/// `s` as one POSIX shell word: unchanged when it is safe, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// True when this process runs as root (so `apt-get install` can work).
@@ -77,4 +89,21 @@ pub fn build_release_jem(root: &Path) -> Result<PathBuf> {
         "jem-cli",
     ]))?;
     Ok(root.join("target").join("release").join("jem"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_keeps_words_whole() {
+        assert_eq!(shell_quote("train.seed=1"), "train.seed=1");
+        assert_eq!(
+            shell_quote("train.mode=\"baseline\""),
+            "'train.mode=\"baseline\"'"
+        );
+        assert_eq!(shell_quote("[5500, 8000]"), "'[5500, 8000]'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 }

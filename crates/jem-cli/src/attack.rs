@@ -20,7 +20,6 @@ use jem_eval::plot::{line_plot_png, LineSeries};
 use jem_sampler::Pcg64;
 use jem_train::Mode;
 use rand::SeedableRng;
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -170,7 +169,7 @@ struct VariantResult {
     /// Per input, internal units: minimal ε or adversarial distance (0 = misclassified clean,
     /// infinity = not broken).
     distances: Vec<f64>,
-    extra: Value,
+    extra: jem_report::AttackDetails,
 }
 
 fn parse_checkpoint(spec: &str) -> (Option<String>, PathBuf) {
@@ -376,7 +375,7 @@ fn pgd_all(
             label: v.label.clone(),
             refine_steps: v.refine_steps,
             distances,
-            extra: json!({}),
+            extra: jem_report::AttackDetails::default(),
         });
     }
     Ok(results)
@@ -408,14 +407,21 @@ fn transfer_all(
             label: v.label.clone(),
             refine_steps: v.refine_steps,
             distances: outcome.distances,
-            extra: json!({ "source": source.label, "still_fooled": still_fooled }),
+            extra: jem_report::AttackDetails {
+                source: Some(source.label.clone()),
+                still_fooled: Some(still_fooled),
+                ..Default::default()
+            },
         });
     }
     Ok(results)
 }
 
 /// One attacked input's distance (internal units; infinity when not broken) and details.
-type Attacked = (f64, Value);
+type Attacked = (f64, Option<usize>);
+
+/// Per input of one variant: distances and details.
+type PerInput = (Vec<f64>, Vec<Option<usize>>);
 
 /// Runs `attack` on every variant, a batch of inputs at a time under a progress bar. `attack`
 /// gets the target, a seed of the batch's own and the batch, and returns one result per input.
@@ -425,7 +431,7 @@ fn attack_each_variant(
     x: &Tensor,
     labels: &Tensor,
     mut attack: impl FnMut(&dyn AttackTarget, u64, &Tensor, &Tensor) -> Result<Vec<Attacked>>,
-) -> Result<Vec<(Vec<f64>, Vec<Value>)>> {
+) -> Result<Vec<PerInput>> {
     let n = x.size()[0] as usize;
     let mut all = Vec::new();
     for v in variants {
@@ -474,7 +480,7 @@ fn boundary_all(
         Ok(report
             .l2_distances()
             .into_iter()
-            .map(|d| (d, Value::Null))
+            .map(|d| (d, None))
             .collect())
     })?;
     Ok(variants
@@ -484,7 +490,7 @@ fn boundary_all(
             label: v.label.clone(),
             refine_steps: v.refine_steps,
             distances,
-            extra: json!({}),
+            extra: jem_report::AttackDetails::default(),
         })
         .collect())
 }
@@ -505,8 +511,8 @@ fn pointwise_all(
             .outcomes
             .iter()
             .map(|o| match o.success {
-                true => (o.l2_distance, json!(o.l0)),
-                false => (f64::INFINITY, Value::Null),
+                true => (o.l2_distance, Some(o.l0)),
+                false => (f64::INFINITY, None),
             })
             .collect())
     })?;
@@ -514,18 +520,18 @@ fn pointwise_all(
         .iter()
         .zip(all)
         .map(|(v, (distances, l0))| {
-            let mut changed: Vec<u64> = l0
-                .iter()
-                .filter_map(Value::as_u64)
-                .filter(|&c| c > 0)
-                .collect();
+            let mut changed: Vec<usize> = l0.iter().flatten().copied().filter(|&c| c > 0).collect();
             changed.sort_unstable();
             let median_l0 = changed.get(changed.len() / 2).copied();
             VariantResult {
                 label: v.label.clone(),
                 refine_steps: v.refine_steps,
                 distances,
-                extra: json!({ "l0": l0, "median_l0": median_l0 }),
+                extra: jem_report::AttackDetails {
+                    l0: Some(l0),
+                    median_l0,
+                    ..Default::default()
+                },
             }
         })
         .collect())
@@ -535,14 +541,6 @@ fn default_report_eps(norm: Norm) -> Vec<f64> {
     match norm {
         Norm::Linf => vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
         Norm::L2 => vec![50.0, 100.0, 200.0, 400.0, 800.0],
-    }
-}
-
-fn finite_json(v: f64) -> Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        Value::Null
     }
 }
 
@@ -620,7 +618,11 @@ fn report_curves(
         let mut robust = Vec::new();
         for e in &report_eps {
             let acc = accuracy_at(&r.distances, e / PIXEL_SCALE)?;
-            robust.push(json!({ "eps_pixels": e, "eps": e / PIXEL_SCALE, "accuracy": acc }));
+            robust.push(jem_report::RobustPoint {
+                eps_pixels: *e,
+                eps: e / PIXEL_SCALE,
+                accuracy: acc,
+            });
             table.push_str(&format!(" {:.1}% |", 100.0 * acc));
         }
         if median.is_finite() {
@@ -629,22 +631,26 @@ fn report_curves(
             table.push_str(" ∞ |");
         }
         if pointwise {
-            match r.extra["median_l0"].as_u64() {
+            match r.extra.median_l0 {
                 Some(l0) => table.push_str(&format!(" {l0} |")),
                 None => table.push_str(" - |"),
             }
         }
         table.push('\n');
-        json_models.push(json!({
-            "model": r.label,
-            "refine_steps": r.refine_steps,
-            "clean_accuracy": accuracy_at(&r.distances, 0.0)?,
-            "robust_accuracy": robust,
-            // null = not broken within the attack's budget.
-            "distances": r.distances.iter().map(|&d| finite_json(d)).collect::<Vec<_>>(),
-            "curve": curve,
-            "details": r.extra,
-        }));
+        json_models.push(jem_report::AttackModel {
+            model: r.label.clone(),
+            refine_steps: r.refine_steps,
+            clean_accuracy: accuracy_at(&r.distances, 0.0)?,
+            robust_accuracy: robust,
+            // None = not broken within the attack's budget.
+            distances: r
+                .distances
+                .iter()
+                .map(|&d| d.is_finite().then_some(d))
+                .collect(),
+            curve: crate::report::curve(&curve),
+            details: r.extra.clone(),
+        });
     }
     write(&out.join(format!("{name}.csv")), &csv)?;
     let png = out.join(format!("{name}.png"));
@@ -660,15 +666,18 @@ fn report_curves(
         &png,
     )
     .with_context(|| format!("writing {}", png.display()))?;
-    let report = json!({
-        "attack": name,
-        "norm": norm.to_string(),
-        "seed": args.seed,
-        "test_indices": indices,
-        "eot_chains": args.eot,
-        "pgd": { "iterations": args.iterations, "restarts": args.restarts },
-        "models": json_models,
-    });
+    let report = jem_report::AttackReport {
+        attack: name.to_string(),
+        norm: crate::report::norm(norm),
+        seed: args.seed,
+        test_indices: indices.to_vec(),
+        eot_chains: args.eot,
+        pgd: jem_report::PgdSettings {
+            iterations: args.iterations,
+            restarts: args.restarts,
+        },
+        models: json_models,
+    };
     write_report(out, name, &table, &report)
 }
 
@@ -715,10 +724,12 @@ fn distal(
             steps += outcome.steps.iter().sum::<usize>();
             prob += outcome.probabilities.iter().sum::<f64>();
             count += outcome.reached.len();
-            per_class.push(json!({
-                "class": class, "probabilities": outcome.probabilities,
-                "reached": outcome.reached, "steps": outcome.steps,
-            }));
+            per_class.push(jem_report::DistalClass {
+                class,
+                probabilities: outcome.probabilities.clone(),
+                reached: outcome.reached.clone(),
+                steps: outcome.steps.clone(),
+            });
             images.push(outcome.images);
             bar.inc(1);
         }
@@ -746,10 +757,18 @@ fn distal(
             steps as f64 / count,
             prob / count
         ));
-        json_models.push(json!({ "model": v.label, "grid": file, "classes": per_class }));
+        json_models.push(jem_report::DistalModel {
+            model: v.label.clone(),
+            grid: file,
+            classes: per_class,
+        });
     }
     table.push_str("\nOne grid per model (`distal_<model>.png`), one row per class.\n");
-    let report = json!({ "attack": "distal", "seed": args.seed, "models": json_models });
+    let report = jem_report::DistalReport {
+        attack: "distal".to_string(),
+        seed: args.seed,
+        models: json_models,
+    };
     write_report(out, "distal", &table, &report)
 }
 

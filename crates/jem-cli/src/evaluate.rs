@@ -12,7 +12,6 @@ use jem_model::WideResNet;
 use jem_sampler::Pcg64;
 use jem_train::RunConfig;
 use rand::SeedableRng;
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Device, Tensor};
 
@@ -171,10 +170,7 @@ pub(crate) fn write_report<T: serde::Serialize + ?Sized>(
     report: &T,
 ) -> Result<()> {
     write(&out.join(format!("{stem}.md")), table)?;
-    write(
-        &out.join(format!("{stem}.json")),
-        &serde_json::to_string_pretty(report)?,
-    )?;
+    jem_report::write_json(&out.join(format!("{stem}.json")), report)?;
     print!("{table}");
     eprintln!("wrote {}", out.display());
     Ok(())
@@ -230,10 +226,13 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
         let mut row = Vec::new();
         for (name, values) in &per_set[1..] {
             let metrics = jem_eval::ood_metrics(in_scores, values)?;
-            report.push(json!({
-                "score": score.name(), "in": in_kind.name(), "ood": name,
-                "refine_steps": args.refine_steps, "metrics": metrics,
-            }));
+            report.push(jem_report::OodRecord {
+                score: crate::report::score(*score),
+                in_set: in_kind.name().to_string(),
+                ood: name.clone(),
+                refine_steps: args.refine_steps,
+                metrics: crate::report::ood_metrics(&metrics),
+            });
             row.push(metrics);
         }
         rows.push((*score, row));
@@ -241,7 +240,7 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
             .into_iter()
             .map(|(label, values)| HistogramSeries { label, values })
             .collect();
-        let png = out.join(format!("hist_{}.png", score.name()));
+        let png = out.join(jem_report::files::histogram_png(score.name()));
         score_histograms_png(
             &series,
             50,
@@ -271,7 +270,7 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
             table.push('\n');
         }
     }
-    write_report(&out, "ood", &table, &report)?;
+    write_report(&out, "ood", &table, &jem_report::OodReport(report))?;
     Ok(())
 }
 
@@ -319,8 +318,9 @@ pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
     let cls = jem_eval::classification_metrics(&probs, &labels)?;
     let out = out_dir(&args.out, &loaded.checkpoint, "calibration")?;
     let title = format!("{:?} on {}", config.train.mode, kind.name());
-    reliability_diagram_png(&diagram, &title, out.join("reliability.png"))
-        .with_context(|| format!("writing {}", out.join("reliability.png").display()))?;
+    let png = out.join(jem_report::files::RELIABILITY_PNG);
+    reliability_diagram_png(&diagram, &title, &png)
+        .with_context(|| format!("writing {}", png.display()))?;
     let table = format!(
         "| metric | value |\n|---|---|\n| ECE ({} bins) | {:.2}% |\n| accuracy | {:.2}% |\n| NLL | {:.4} |\n| test images | {} |\n",
         args.bins,
@@ -329,10 +329,13 @@ pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
         cls.nll,
         cls.num_samples
     );
-    let report = json!({
-        "checkpoint": loaded.checkpoint, "data": kind.name(), "ece": diagram.ece,
-        "classification": cls, "reliability": diagram,
-    });
+    let report = jem_report::CalibrationReport {
+        checkpoint: loaded.checkpoint.clone(),
+        data: kind.name().to_string(),
+        ece: diagram.ece,
+        classification: crate::report::classification(&cls),
+        reliability: crate::report::reliability(&diagram),
+    };
     write_report(&out, "calibration", &table, &report)?;
     Ok(())
 }

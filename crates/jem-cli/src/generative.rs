@@ -19,7 +19,6 @@ use jem_eval::plot::{score_histograms_png, HistogramSeries};
 use jem_eval::Probs;
 use jem_sampler::Pcg64;
 use rand::SeedableRng;
-use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -299,23 +298,20 @@ pub fn generative(args: &GenerativeArgs, device: Device) -> Result<()> {
         (None, Some(run)) => Some(&run.checkpoint),
         (None, None) => Some(&loaded.checkpoint),
     };
-    let mut report = serde_json::to_value(&metrics)?;
-    let extra = json!({
-        "checkpoint": loaded.checkpoint,
-        "classifier": classifier_checkpoint,
-        "conditional": args.conditional,
-        "steps": args.steps,
-        "seed": args.seed,
-        "n_sampled": n_sampled,
-        "top_percentile": args.top_percentile,
-        "kept_indices": kept,
-        "reference_data": kind.name(),
-        "samples_png": samples_png,
-        "selected_png": selected_png,
-    });
-    if let (Value::Object(map), Value::Object(more)) = (&mut report, extra) {
-        map.extend(more);
-    }
+    let report = jem_report::GenerativeReport {
+        metrics: crate::report::generative_metrics(&metrics),
+        checkpoint: loaded.checkpoint.clone(),
+        classifier: classifier_checkpoint.cloned(),
+        conditional: args.conditional,
+        steps: args.steps,
+        seed: args.seed,
+        n_sampled,
+        top_percentile: args.top_percentile,
+        kept_indices: kept,
+        reference_data: kind.name().to_string(),
+        samples_png,
+        selected_png,
+    };
     write_report(&out, "generative", &table, &report)?;
     Ok(())
 }
@@ -424,7 +420,7 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
         ..Default::default()
     };
     let out = out_dir(&args.out, &loaded.checkpoint, "extremes")?;
-    let mut report = serde_json::Map::new();
+    let mut sides: Vec<jem_report::ExtremeSide> = Vec::new();
     let mut table = format!(
         "Extremes of {n_images} {what} (checkpoint {}; {k} per grid)\n\n\
          | score | highest (range) | lowest (range) | grids |\n|---|---|---|---|\n",
@@ -449,7 +445,7 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
                 })
                 .filter(|s| !s.values.is_empty())
                 .collect();
-            let png = out.join("logpx_by_class.png");
+            let png = out.join(jem_report::files::LOGPX_BY_CLASS_PNG);
             score_histograms_png(
                 &series,
                 40,
@@ -463,7 +459,16 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
             OodScore::LogPx => "logpx",
             _ => "maxpy",
         };
-        let mut entry = serde_json::Map::new();
+        let items = |indices: &[usize]| -> Vec<jem_report::ExtremeItem> {
+            indices
+                .iter()
+                .map(|&i| jem_report::ExtremeItem {
+                    index: i,
+                    score: values[i],
+                    label: labels[i],
+                })
+                .collect()
+        };
         let mut pngs = Vec::new();
         for (side, indices) in [("highest", &highest), ("lowest", &lowest)] {
             let png = out.join(format!("{key}_{side}.png"));
@@ -474,12 +479,6 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
                 square_columns(k),
                 range,
             )?;
-            let items: Vec<Value> = indices
-                .iter()
-                .map(|&i| json!({ "index": i, "score": values[i], "label": labels[i] }))
-                .collect();
-            entry.insert(side.to_string(), Value::Array(items));
-            entry.insert(format!("{side}_png"), json!(png));
             pngs.push(png);
         }
         table.push_str(&format!(
@@ -494,12 +493,27 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        report.insert(key.to_string(), Value::Object(entry));
+        let [highest_png, lowest_png]: [PathBuf; 2] = pngs
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("internal: two grids per score"))?;
+        sides.push(jem_report::ExtremeSide {
+            highest: items(&highest),
+            lowest: items(&lowest),
+            highest_png,
+            lowest_png,
+        });
     }
-    report.insert("checkpoint".into(), json!(loaded.checkpoint));
-    report.insert("data".into(), json!(what));
-    report.insert("n_images".into(), json!(n_images));
-    report.insert("k".into(), json!(k));
-    write_report(&out, "extremes", &table, &Value::Object(report))?;
+    let [logpx, maxpy]: [jem_report::ExtremeSide; 2] = sides
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("internal: two scores"))?;
+    let report = jem_report::ExtremesReport {
+        checkpoint: loaded.checkpoint.clone(),
+        data: what,
+        n_images,
+        k,
+        logpx,
+        maxpy,
+    };
+    write_report(&out, "extremes", &table, &report)?;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `jem info`: what libtorch this binary runs on and which devices it sees.
 
 use anyhow::Result;
-use serde_json::json;
 use tch::{Cuda, Device};
 
 #[derive(clap::Args)]
@@ -13,15 +12,15 @@ pub struct InfoArgs {
 
 pub fn run(args: &InfoArgs, device: Device) -> Result<()> {
     let cuda_devices = Cuda::device_count();
-    let report = json!({
-        "jem_version": env!("CARGO_PKG_VERSION"),
-        "libtorch_cuda_linked": crate::device::cuda_linked(),
-        "cuda_available": Cuda::is_available(),
-        "cuda_devices": cuda_devices,
-        "cudnn_available": Cuda::cudnn_is_available(),
-        "cpu_threads": tch::get_num_threads(),
-        "device": format!("{device:?}"),
-    });
+    let report = jem_report::InfoReport {
+        jem_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch_cuda_linked: crate::device::cuda_linked(),
+        cuda_available: Cuda::is_available(),
+        cuda_devices,
+        cudnn_available: Cuda::cudnn_is_available(),
+        cpu_threads: i64::from(tch::get_num_threads()),
+        device: format!("{device:?}"),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -8,6 +8,7 @@ mod generative;
 mod info;
 mod memory;
 mod metrics;
+mod report;
 mod sample;
 mod train;
 

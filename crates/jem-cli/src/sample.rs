@@ -98,6 +98,7 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
     let spec = GridSpec::new(total, c as usize, h as usize, w as usize, columns.max(1));
     let png = out.join(format!("{stem}.png"));
     write_grid(&png, &flat, &spec).with_context(|| format!("writing {}", png.display()))?;
+    let mut by_logpx_png = None;
     if args.conditional {
         // The paper's Fig 9: each class row ordered by log p(x), highest on the left.
         let log_px = tch::no_grad(|| model.log_px(&samples.to_device(device), false))?;
@@ -110,13 +111,28 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
         }
         let sorted = samples.index_select(0, &Tensor::from_slice(&order));
         let flat = Vec::<f32>::try_from(sorted.flatten(0, -1))?;
-        let png = out.join("conditional_by_logpx.png");
-        write_grid(&png, &flat, &spec).with_context(|| format!("writing {}", png.display()))?;
+        let sorted_png = out.join("conditional_by_logpx.png");
+        write_grid(&sorted_png, &flat, &spec)
+            .with_context(|| format!("writing {}", sorted_png.display()))?;
+        by_logpx_png = Some(sorted_png);
     }
+    let npy = out.join(format!("{stem}.npy"));
+    let report = jem_report::SampleReport {
+        checkpoint: loaded.checkpoint.clone(),
+        conditional: args.conditional,
+        n_samples: total,
+        steps: args.steps,
+        from_noise: args.from_noise,
+        seed: args.seed,
+        npy: npy.clone(),
+        png: png.clone(),
+        by_logpx_png,
+    };
+    jem_report::write_json(&out.join(jem_report::files::SAMPLE), &report)?;
     println!(
         "wrote {} samples to {} and {}",
         total,
-        out.join(format!("{stem}.npy")).display(),
+        npy.display(),
         png.display()
     );
     Ok(())

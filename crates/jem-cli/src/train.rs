@@ -2,9 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use jem_train::{
-    Diagnostics, EpochMetrics, RecoveryEvent, RunConfig, RunInfo, TrainObserver, TrainSummary,
-};
+use jem_train::{Diagnostics, EpochMetrics, RecoveryEvent, RunConfig, RunInfo, TrainObserver};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use tch::Device;
@@ -71,7 +69,8 @@ pub fn run(args: &TrainArgs, device: Device) -> Result<()> {
         }
     };
     progress.finish();
-    print_summary(&summary);
+    // The summary.json the trainer wrote, as xtask reads it (`jem_report::TrainSummary`).
+    print_summary(&crate::report::train_summary(&summary));
     Ok(())
 }
 
@@ -88,7 +87,7 @@ fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn print_summary(s: &TrainSummary) {
+fn print_summary(s: &jem_report::TrainSummary) {
     println!("| run | {} |", s.run_dir.display());
     println!("|---|---|");
     println!("| mode | {:?} |", s.mode);

@@ -1,0 +1,72 @@
+//! `summary.json` of a training run.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What was trained (`train.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// JEM (Algorithm 1).
+    Jem,
+    /// The same network trained with cross-entropy only.
+    Baseline,
+    /// The "JEM p(x|y) factored" ablation.
+    Factored,
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// All epochs done.
+    Completed,
+    /// `train.max_iterations` reached.
+    MaxIterations,
+    /// `train.max_minutes` spent.
+    TimeBudget,
+    /// Asked to stop (SIGINT/SIGTERM): the run can be resumed.
+    Stopped,
+}
+
+/// What a run achieved (`summary.json` in the run directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The training mode.
+    pub mode: Mode,
+    /// Completed iterations.
+    pub iterations: u64,
+    /// Completed epochs.
+    pub epochs_completed: usize,
+    /// Validation accuracy of the final model.
+    pub final_valid_acc: Option<f64>,
+    /// Test accuracy of the final model.
+    pub final_test_acc: Option<f64>,
+    /// Best validation accuracy.
+    pub best_valid_acc: Option<f64>,
+    /// Test accuracy of the best-validation model.
+    pub best_test_acc: Option<f64>,
+    /// Epochs completed when the best model was evaluated.
+    pub best_epoch: Option<usize>,
+    /// Divergence recoveries.
+    pub recoveries: usize,
+    /// Training time in seconds, resumes included.
+    pub wall_time_s: f64,
+    /// Why the run ended.
+    pub stop_reason: StopReason,
+}
+
+impl TrainSummary {
+    /// Whether the run is over (a `Stopped` run is an interrupted one, to be resumed).
+    pub fn is_finished(&self) -> bool {
+        self.stop_reason != StopReason::Stopped
+    }
+
+    /// The test accuracy of the checkpoint the evaluations load (the best-validation one, as
+    /// `jem eval` picks `best.ckpt` first), else of the final model.
+    pub fn reported_test_acc(&self) -> Option<f64> {
+        self.best_test_acc.or(self.final_test_acc)
+    }
+}
