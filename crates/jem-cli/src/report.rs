@@ -142,15 +142,18 @@ pub fn train_summary(s: &jem_train::TrainSummary) -> r::TrainSummary {
         run_dir,
         mode,
         iterations,
+        planned_iterations,
         epochs_completed,
         final_valid_acc,
         final_test_acc,
         best_valid_acc,
         best_test_acc,
         best_epoch,
+        model_checkpoint,
         recoveries,
         wall_time_s,
         stop_reason,
+        complete,
     } = s;
     r::TrainSummary {
         run_dir: run_dir.clone(),
@@ -160,12 +163,14 @@ pub fn train_summary(s: &jem_train::TrainSummary) -> r::TrainSummary {
             jem_train::Mode::Factored => r::Mode::Factored,
         },
         iterations: *iterations,
+        planned_iterations: *planned_iterations,
         epochs_completed: *epochs_completed,
         final_valid_acc: *final_valid_acc,
         final_test_acc: *final_test_acc,
         best_valid_acc: *best_valid_acc,
         best_test_acc: *best_test_acc,
         best_epoch: *best_epoch,
+        model_checkpoint: model_checkpoint.clone(),
         recoveries: *recoveries,
         wall_time_s: *wall_time_s,
         stop_reason: match stop_reason {
@@ -174,6 +179,7 @@ pub fn train_summary(s: &jem_train::TrainSummary) -> r::TrainSummary {
             jem_train::StopReason::TimeBudget => r::StopReason::TimeBudget,
             jem_train::StopReason::Stopped => r::StopReason::Stopped,
         },
+        complete: *complete,
     }
 }
 
@@ -196,15 +202,18 @@ mod tests {
                 run_dir: "runs/x".into(),
                 mode,
                 iterations: 12,
+                planned_iterations: 20,
                 epochs_completed: 1,
                 final_valid_acc: Some(0.5),
                 final_test_acc: Some(0.25),
                 best_valid_acc: None,
                 best_test_acc: Some(0.75),
                 best_epoch: Some(1),
+                model_checkpoint: "best.ckpt".into(),
                 recoveries: 2,
                 wall_time_s: 3.5,
                 stop_reason: stop,
+                complete: stop.is_complete(),
             };
             // What jem-train writes to summary.json, read as xtask reads it.
             let text = serde_json::to_string_pretty(&summary).unwrap();

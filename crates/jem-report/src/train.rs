@@ -38,6 +38,9 @@ pub struct TrainSummary {
     pub mode: Mode,
     /// Completed iterations.
     pub iterations: u64,
+    /// Iterations the schedule asks for (0 in summaries written before this field existed).
+    #[serde(default)]
+    pub planned_iterations: u64,
     /// Completed epochs.
     pub epochs_completed: usize,
     /// Validation accuracy of the final model.
@@ -50,12 +53,24 @@ pub struct TrainSummary {
     pub best_test_acc: Option<f64>,
     /// Epochs completed when the best model was evaluated.
     pub best_epoch: Option<usize>,
+    /// The checkpoint evaluations use: `best.ckpt` when a validation split chose one, else
+    /// `last.ckpt` (empty in summaries written before this field existed).
+    #[serde(default)]
+    pub model_checkpoint: String,
     /// Divergence recoveries.
     pub recoveries: usize,
     /// Training time in seconds, resumes included.
     pub wall_time_s: f64,
     /// Why the run ended.
     pub stop_reason: StopReason,
+    /// False when the run stopped before its schedule's last iteration (a time budget or a
+    /// Ctrl-C): its numbers are not the configured recipe's.
+    #[serde(default = "yes")]
+    pub complete: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TrainSummary {

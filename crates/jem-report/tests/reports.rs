@@ -30,6 +30,9 @@ fn summary() -> TrainSummary {
         recoveries: 0,
         wall_time_s: 906.0,
         stop_reason: StopReason::TimeBudget,
+        planned_iterations: 4000,
+        model_checkpoint: "best.ckpt".into(),
+        complete: false,
     }
 }
 

@@ -34,6 +34,9 @@ pub fn summary(id: ModelId, acc: f64) -> TrainSummary {
         recoveries: 0,
         wall_time_s: 60.0,
         stop_reason: StopReason::Completed,
+        planned_iterations: 100,
+        model_checkpoint: "best.ckpt".into(),
+        complete: true,
     }
 }
 
