@@ -10,7 +10,7 @@ use crate::config::SgldConfig;
 use crate::density::{Conditioned, Energy};
 use crate::error::{Result, SamplerError};
 use crate::init::ChainStart;
-use crate::sgld::{sgld, SgldStats};
+use crate::sgld::{sgld_unscored, SgldStats};
 
 /// A batch of chain starting points drawn from a [`SampleSource`].
 #[derive(Debug)]
@@ -162,7 +162,8 @@ pub struct Samples {
 }
 
 /// One sampling step of Algorithm 1: draw starting points, run SGLD on `energy`, store the
-/// refined chains back in the source, return them.
+/// refined chains back in the source, return them. The samples' final density is not evaluated
+/// (`stats.log_density_after` is `None`): the training loop evaluates them itself.
 ///
 /// [`Energy::Conditional`] uses the batch's labels, so the source must know the class count (or
 /// `labels` must be given). Nothing is stored when SGLD fails (e.g. diverges to NaN), which keeps
@@ -177,14 +178,14 @@ pub fn sample(
 ) -> Result<Samples> {
     let batch = source.draw(n, labels, rng)?;
     let (x, stats) = match energy {
-        Energy::Marginal(density) => sgld(density, &batch.x0, cfg, rng)?,
+        Energy::Marginal(density) => sgld_unscored(density, &batch.x0, cfg, rng)?,
         Energy::Conditional(density) => {
             let y = batch.labels.as_ref().ok_or_else(|| {
                 SamplerError::InvalidArgument(
                     "class-conditional sampling needs labels: give them or a class count".into(),
                 )
             })?;
-            sgld(&Conditioned::new(density, y), &batch.x0, cfg, rng)?
+            sgld_unscored(&Conditioned::new(density, y), &batch.x0, cfg, rng)?
         }
     };
     source.store(&batch, &x)?;

@@ -33,5 +33,5 @@ pub fn refine(
     create_graph: bool,
     rng: &mut Pcg64,
 ) -> Result<(Tensor, SgldStats)> {
-    run_chain(density, x, k, cfg, create_graph, rng)
+    run_chain(density, x, k, cfg, create_graph, true, rng)
 }

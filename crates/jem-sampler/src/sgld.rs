@@ -36,8 +36,10 @@ pub struct SgldStats {
     pub grad_norm_per_step: Vec<f64>,
     /// Mean `log p(x)` of the initial batch.
     pub log_density_before: f64,
-    /// Mean `log p(x)` of the returned batch (one extra forward pass, without gradients).
-    pub log_density_after: f64,
+    /// Mean `log p(x)` of the returned batch: one extra forward pass without gradients, taken by
+    /// [`sgld()`] and [`refine()`](crate::refine()); `None` from the training-time
+    /// [`sample()`](crate::sample()), whose caller evaluates the samples anyway.
+    pub log_density_after: Option<f64>,
 }
 
 impl SgldStats {
@@ -46,9 +48,9 @@ impl SgldStats {
         self.grad_norm_per_step.last().copied()
     }
 
-    /// How much the chains raised the mean log-density.
-    pub fn log_density_gain(&self) -> f64 {
-        self.log_density_after - self.log_density_before
+    /// How much the chains raised the mean log-density (when the final density was evaluated).
+    pub fn log_density_gain(&self) -> Option<f64> {
+        self.log_density_after.map(|a| a - self.log_density_before)
     }
 }
 
@@ -62,7 +64,18 @@ pub fn sgld(
     cfg: &SgldConfig,
     rng: &mut Pcg64,
 ) -> Result<(Tensor, SgldStats)> {
-    run_chain(density, x0, cfg.steps, cfg, false, rng)
+    run_chain(density, x0, cfg.steps, cfg, false, true, rng)
+}
+
+/// [`sgld()`] without the final evaluation of the density (`log_density_after` is `None`): the
+/// training loop's sampling step, which evaluates the samples itself.
+pub(crate) fn sgld_unscored(
+    density: &dyn LogDensity,
+    x0: &Tensor,
+    cfg: &SgldConfig,
+    rng: &mut Pcg64,
+) -> Result<(Tensor, SgldStats)> {
+    run_chain(density, x0, cfg.steps, cfg, false, false, rng)
 }
 
 /// The SGLD loop shared by [`sgld`] and [`refine`](crate::refine()).
@@ -70,12 +83,14 @@ pub fn sgld(
 /// With `create_graph`, every step stays in the autograd graph (no detaching, gradients computed
 /// with `create_graph = true`), so the result can be differentiated with respect to `x0` when `x0`
 /// requires grad; otherwise each step starts from a fresh leaf and the graph is dropped per step.
+/// With `final_eval` the returned batch's density is evaluated once more for the statistics.
 pub(crate) fn run_chain(
     density: &dyn LogDensity,
     x0: &Tensor,
     steps: usize,
     cfg: &SgldConfig,
     create_graph: bool,
+    final_eval: bool,
     rng: &mut Pcg64,
 ) -> Result<(Tensor, SgldStats)> {
     cfg.check()?;
@@ -165,12 +180,16 @@ pub(crate) fn run_chain(
         Ok(())
     })?;
 
-    let after_tensor = tch::no_grad(|| -> Result<Tensor> {
-        let logp = density.log_density(&x.detach())?;
-        check_log_density(&logp, n)?;
-        Ok(logp.f_mean(Kind::Double)?)
-    })?;
-    let after = scalar(&after_tensor)?;
+    let after = if final_eval {
+        let after_tensor = tch::no_grad(|| -> Result<Tensor> {
+            let logp = density.log_density(&x.detach())?;
+            check_log_density(&logp, n)?;
+            Ok(logp.f_mean(Kind::Double)?)
+        })?;
+        Some(scalar(&after_tensor)?)
+    } else {
+        None
+    };
     let logp_per_step = to_vec(&logp_means)?;
     let grad_per_step = to_vec(&grad_norms)?;
     for (t, (&lp, &gn)) in logp_per_step.iter().zip(&grad_per_step).enumerate() {
@@ -195,14 +214,18 @@ pub(crate) fn run_chain(
             });
         }
     }
-    if !after.is_finite() {
+    if after.is_some_and(|a| !a.is_finite()) {
         return Err(SamplerError::NonFinite {
             quantity: "log-density",
             step: steps,
         });
     }
     // A zero-step run never evaluated the start; it is the end.
-    let before = logp_per_step.first().copied().unwrap_or(after);
+    let before = logp_per_step
+        .first()
+        .copied()
+        .or(after)
+        .unwrap_or(f64::NAN);
     tracing::debug!(
         steps,
         log_density_before = before,
