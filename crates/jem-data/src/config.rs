@@ -87,6 +87,17 @@ impl DataConfig {
     pub fn check_ref(&self) -> Result<()> {
         let kind = self.dataset;
         let train = kind.train_size();
+        if self
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(invalid(
+                "data_dir",
+                "\"\"",
+                "must be a directory path (or left out to search $JEM_DATA_DIR and the usual places)",
+            ));
+        }
         if matches!(kind, DatasetKind::Celeba | DatasetKind::Mnist5k) {
             return Err(invalid(
                 "dataset",
@@ -113,6 +124,17 @@ impl DataConfig {
                 format!(
                     "must be in 0..={} ({kind} has {train} training images)",
                     train - 1
+                ),
+            ));
+        }
+        let left = train - self.n_valid;
+        if self.drop_last && self.batch_size > left {
+            return Err(invalid(
+                "batch_size",
+                self.batch_size,
+                format!(
+                    "must be in 1..={left} with drop_last ({kind} leaves {left} training images after n_valid = {})",
+                    self.n_valid
                 ),
             ));
         }
@@ -266,7 +288,7 @@ mod tests {
         });
         assert_eq!(
             e,
-            "invalid data config: `batch_size` = 0: must be in 1..=65536"
+            "invalid config: `data.batch_size` = 0: must be in 1..=65536"
         );
         let e = check(DataConfig {
             n_valid: 50_000,
@@ -274,19 +296,22 @@ mod tests {
         });
         assert_eq!(
             e,
-            "invalid data config: `n_valid` = 50000: must be in 0..=49999 (cifar10 has 50000 training images)"
+            "invalid config: `data.n_valid` = 50000: must be in 0..=49999 (cifar10 has 50000 training images)"
         );
         let e = check(DataConfig {
             noise_sigma: f64::NAN,
             ..Default::default()
         });
-        assert!(e.contains("`noise_sigma` = NaN: must be in [0, 1]"), "{e}");
+        assert!(
+            e.contains("`data.noise_sigma` = NaN: must be in [0, 1]"),
+            "{e}"
+        );
         let e = check(DataConfig {
             labels_per_class: Some(0),
             ..Default::default()
         });
         assert!(
-            e.contains("`labels_per_class` = 0: must be in 1..=4500"),
+            e.contains("`data.labels_per_class` = 0: must be in 1..=4500"),
             "{e}"
         );
         let e = check(DataConfig {
@@ -294,11 +319,29 @@ mod tests {
             dataset: DatasetKind::Mnist,
             ..Default::default()
         });
-        assert!(e.contains("`pad` = 28: must be in 0..=27"), "{e}");
+        assert!(e.contains("`data.pad` = 28: must be in 0..=27"), "{e}");
         let e = check(DataConfig {
             dataset: DatasetKind::Celeba,
             ..Default::default()
         });
-        assert!(e.contains("`dataset` = celeba"), "{e}");
+        assert!(e.contains("`data.dataset` = celeba"), "{e}");
+        let e = check(DataConfig {
+            n_valid: 49_990,
+            batch_size: 64,
+            ..Default::default()
+        });
+        assert_eq!(
+            e,
+            "invalid config: `data.batch_size` = 64: must be in 1..=10 with drop_last (cifar10 \
+             leaves 10 training images after n_valid = 49990)"
+        );
+        let e = check(DataConfig {
+            data_dir: Some(PathBuf::new()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("`data.data_dir` = \"\": must be a directory path"),
+            "{e}"
+        );
     }
 }

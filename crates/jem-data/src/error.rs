@@ -41,8 +41,9 @@ pub enum DataError {
         searched: String,
     },
 
-    /// A configuration value is outside the range this crate accepts.
-    #[error("invalid data config: `{field}` = {value}: {allowed}")]
+    /// A configuration value is outside the range this crate accepts
+    /// (`field` is the key inside the `[data]` section).
+    #[error("invalid config: `data.{field}` = {value}: {allowed}")]
     Config {
         field: &'static str,
         value: String,

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use crate::celeba::{load_celeba, CelebaPartition};
 use crate::cifar::{load_cifar10, load_cifar100, Cifar100Labels};
-use crate::csv::{load_pixel_label_csv, MNIST_5K_FILE};
+use crate::csv::{load_pixel_label_csv, MNIST_5K_FILE, MNIST_5K_ROWS};
 use crate::dataset::{Dataset, RawImages};
 use crate::error::{DataError, Result};
-use crate::idx::load_idx_pair;
+use crate::idx::load_idx_pair_capped;
 use crate::resolve::{
     idx_file, resolve_dataset_dir, DatasetKind, IDX_TEST_IMAGES, IDX_TEST_LABELS, IDX_TRAIN_IMAGES,
     IDX_TRAIN_LABELS,
@@ -62,7 +62,17 @@ pub fn load_raw_from(
                 idx_file(dir, name)
                     .ok_or_else(|| DataError::format(dir, format!("missing {name} (or {name}.gz)")))
             };
-            load_idx_pair(&find(images)?, &find(labels)?, kind.num_classes())
+            // The header may declare at most the official training set's
+            // pixels, so a forged count cannot make a small file inflate
+            // to gigabytes.
+            let [c, h, w] = kind.image_shape();
+            let max_pixels = (kind.train_size() * c * h * w) as u64;
+            load_idx_pair_capped(
+                &find(images)?,
+                &find(labels)?,
+                kind.num_classes(),
+                max_pixels,
+            )
         }
         DatasetKind::Cifar10 => load_cifar10(dir, train),
         DatasetKind::Cifar100 => load_cifar100(dir, train, options.cifar100_labels),
@@ -87,6 +97,7 @@ pub fn load_raw_from(
                 &dir.join(MNIST_5K_FILE),
                 kind.image_shape(),
                 kind.num_classes(),
+                MNIST_5K_ROWS,
             )
         }
     }

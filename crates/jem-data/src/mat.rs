@@ -20,7 +20,11 @@
 
 use std::path::Path;
 
-use crate::bytes::{inflate_zlib, read_file, Cursor, Endian, MAX_DECOMPRESSED_BYTES};
+use std::io::Read;
+
+use crate::bytes::{
+    read_array, read_exact_growing, read_file, Cursor, Endian, MAX_DECOMPRESSED_BYTES,
+};
 use crate::error::{DataError, Result};
 
 // Data element types.
@@ -137,6 +141,40 @@ pub struct MatArray {
     pub data: MatData,
 }
 
+/// Which variables a read keeps, and how much memory their data may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatLimits<'a> {
+    /// Names of the variables to keep; every other variable is skipped
+    /// after its name is read (a compressed one is not inflated any
+    /// further). `None` keeps every real numeric variable.
+    pub keep: Option<&'a [&'a str]>,
+    /// Upper bound on the data bytes of all kept variables together. Every
+    /// size is checked against it before the data is read, and what is
+    /// inflated from `miCOMPRESSED` elements is the kept data plus the
+    /// small headers, so this also bounds the total inflated size.
+    pub max_data_bytes: u64,
+}
+
+impl Default for MatLimits<'_> {
+    fn default() -> Self {
+        MatLimits {
+            keep: None,
+            max_data_bytes: MAX_DECOMPRESSED_BYTES,
+        }
+    }
+}
+
+impl MatLimits<'_> {
+    fn keeps(&self, name: &str) -> bool {
+        self.keep.is_none_or(|names| names.contains(&name))
+    }
+}
+
+/// Most dimensions a variable may have (MATLAB arrays in practice have few).
+const MAX_DIMS: usize = 32;
+/// Longest variable name accepted (MATLAB's own limit is 63 characters).
+const MAX_NAME: usize = 255;
+
 /// Reads a MAT-file and returns its real, numeric variables (other kinds
 /// of variables — cells, structs, strings, sparse or complex arrays — are
 /// skipped).
@@ -144,8 +182,16 @@ pub fn read_mat(path: &Path) -> Result<Vec<MatArray>> {
     parse_mat(&read_file(path)?, path)
 }
 
-/// Parses the bytes of a level-5 MAT-file; `path` is used in error messages.
+/// Parses the bytes of a level-5 MAT-file with the default limits (every
+/// numeric variable, [`MAX_DECOMPRESSED_BYTES`] of data); `path` is used
+/// in error messages.
 pub fn parse_mat(bytes: &[u8], path: &Path) -> Result<Vec<MatArray>> {
+    parse_mat_with(bytes, path, &MatLimits::default())
+}
+
+/// Parses the bytes of a level-5 MAT-file, keeping only the variables
+/// `limits` names and refusing data beyond its byte budget.
+pub fn parse_mat_with(bytes: &[u8], path: &Path, limits: &MatLimits<'_>) -> Result<Vec<MatArray>> {
     let mut cur = Cursor::new(bytes, path);
     let header = cur.take(128, "MAT-file header")?;
     let text = header.get(..116).unwrap_or_default();
@@ -173,9 +219,42 @@ pub fn parse_mat(bytes: &[u8], path: &Path) -> Result<Vec<MatArray>> {
             format!("unsupported MAT-file version 0x{version:04x}, expected 0x0100"),
         ));
     }
-    let mut arrays = Vec::new();
-    parse_elements(&mut cur, endian, path, true, &mut arrays)?;
-    Ok(arrays)
+    let mut reader = MatReader {
+        endian,
+        path,
+        limits,
+        budget: limits.max_data_bytes,
+        arrays: Vec::new(),
+    };
+    while !cur.is_empty() {
+        let (ty, data) = read_element(&mut cur, endian)?;
+        match ty {
+            MI_COMPRESSED => {
+                // A compressed element holds one element (MATLAB and SciPy
+                // write one variable per compressed element). It is inflated
+                // only as far as that element's header, plus the data of a
+                // variable that is kept.
+                let mut z = flate2::bufread::ZlibDecoder::new(data);
+                let Some((inner_ty, inner_len)) = reader.stream_tag(&mut z)? else {
+                    continue;
+                };
+                if inner_ty == MI_COMPRESSED {
+                    return Err(DataError::format(path, "nested miCOMPRESSED element"));
+                }
+                if inner_ty == MI_MATRIX {
+                    reader.matrix(&mut z.take(u64::from(inner_len)))?;
+                }
+            }
+            MI_MATRIX if !data.is_empty() => {
+                let mut slice = data;
+                reader.matrix(&mut slice)?;
+            }
+            // Other top-level element types carry nothing we read; MATLAB
+            // writes empty miMATRIX elements for empty cells.
+            _ => {}
+        }
+    }
+    Ok(reader.arrays)
 }
 
 /// Reads one data element's tag and returns its type and data, leaving the
@@ -203,136 +282,250 @@ fn read_element<'a>(cur: &mut Cursor<'a>, endian: Endian) -> Result<(u32, &'a [u
     Ok((first, data))
 }
 
-/// Parses a sequence of top-level elements into `out`.
-fn parse_elements(
-    cur: &mut Cursor<'_>,
-    endian: Endian,
-    path: &Path,
-    allow_compressed: bool,
-    out: &mut Vec<MatArray>,
-) -> Result<()> {
-    while !cur.is_empty() {
-        let (ty, data) = read_element(cur, endian)?;
-        match ty {
-            MI_COMPRESSED if allow_compressed => {
-                let inflated = inflate_zlib(data, path, MAX_DECOMPRESSED_BYTES)?;
-                let mut inner = Cursor::new(&inflated, path);
-                // A compressed element holds plain elements, not nested
-                // compressed ones.
-                parse_elements(&mut inner, endian, path, false, out)?;
-            }
-            MI_COMPRESSED => {
-                return Err(DataError::format(path, "nested miCOMPRESSED element"));
-            }
-            MI_MATRIX => {
-                if let Some(array) = parse_matrix(data, endian, path)? {
-                    out.push(array);
-                }
-            }
-            // Other top-level element types carry nothing we read.
-            _ => {}
-        }
-    }
-    Ok(())
+/// The tag of an element read from a stream: a regular one (`Regular`, the
+/// data follows) or a small one with its up to 4 data bytes.
+enum StreamTag {
+    Regular(u32, u32),
+    Small(u32, Vec<u8>),
 }
 
-/// Parses the contents of an `miMATRIX` element; `None` for array kinds we
-/// do not read.
-fn parse_matrix(data: &[u8], endian: Endian, path: &Path) -> Result<Option<MatArray>> {
-    if data.is_empty() {
-        // MATLAB writes empty miMATRIX elements for empty cells.
-        return Ok(None);
-    }
-    let mut cur = Cursor::new(data, path);
+/// The state of one parse: file facts, limits and what was kept so far.
+struct MatReader<'a, 'l> {
+    endian: Endian,
+    path: &'a Path,
+    limits: &'a MatLimits<'l>,
+    /// Data bytes the kept variables may still take.
+    budget: u64,
+    arrays: Vec<MatArray>,
+}
 
-    let (ty, flags) = read_element(&mut cur, endian)?;
-    if ty != MI_UINT32 || flags.len() != 8 {
-        return Err(DataError::format(
-            path,
-            format!(
-                "array flags: expected an 8-byte miUINT32 element, found type {ty} of {} bytes",
-                flags.len()
-            ),
-        ));
-    }
-    let flags_word = Cursor::new(flags, path).u32(endian, "array flags")?;
-    let class_code = flags_word & 0xff;
-
-    let (ty, dims_bytes) = read_element(&mut cur, endian)?;
-    if ty != MI_INT32 || dims_bytes.len() % 4 != 0 || dims_bytes.len() < 8 {
-        return Err(DataError::format(
-            path,
-            format!(
-                "dimensions: expected miINT32 with at least 2 entries, found type {ty} of {} bytes",
-                dims_bytes.len()
-            ),
-        ));
-    }
-    let mut dims_cur = Cursor::new(dims_bytes, path);
-    let mut dims = Vec::with_capacity(dims_bytes.len() / 4);
-    while !dims_cur.is_empty() {
-        let d = dims_cur.u32(endian, "dimension")? as i32;
-        if d < 0 {
-            return Err(DataError::format(path, format!("negative dimension {d}")));
+impl MatReader<'_, '_> {
+    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        if let Some(src) = b.get(at..at + 4) {
+            w.copy_from_slice(src);
         }
-        dims.push(d as usize);
+        match self.endian {
+            Endian::Little => u32::from_le_bytes(w),
+            Endian::Big => u32::from_be_bytes(w),
+        }
     }
 
-    let (ty, name_bytes) = read_element(&mut cur, endian)?;
-    if ty != MI_INT8 {
-        return Err(DataError::format(
-            path,
-            format!("array name: expected miINT8, found type {ty}"),
-        ));
+    /// The 8-byte tag at the start of a stream; `None` when it is empty.
+    fn stream_tag(&self, r: &mut dyn Read) -> Result<Option<(u32, u32)>> {
+        let mut tag = [0u8; 8];
+        let mut got = 0;
+        while got < 8 {
+            match r.read(&mut tag[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(DataError::format(
+                        self.path,
+                        format!("corrupt zlib stream in miCOMPRESSED element: {e}"),
+                    ))
+                }
+            }
+        }
+        match got {
+            0 => Ok(None),
+            8 => Ok(Some((self.u32_at(&tag, 0), self.u32_at(&tag, 4)))),
+            _ => Err(DataError::format(
+                self.path,
+                "truncated: miCOMPRESSED element ends inside an element tag",
+            )),
+        }
     }
-    let name = String::from_utf8_lossy(name_bytes).into_owned();
 
-    let Some(class) = MatClass::from_code(class_code) else {
-        tracing::debug!(path = %path.display(), name, class_code, "skipping non-numeric MAT variable");
-        return Ok(None);
-    };
-    if flags_word & FLAG_COMPLEX != 0 {
-        tracing::debug!(path = %path.display(), name, "skipping complex MAT variable");
-        return Ok(None);
+    /// Reads a sub-element tag (regular or small) from a stream.
+    fn sub_tag(&self, r: &mut dyn Read, what: &str) -> Result<StreamTag> {
+        let tag: [u8; 8] = read_array(r, self.path, what)?;
+        let first = self.u32_at(&tag, 0);
+        let small_len = (first >> 16) as usize;
+        if small_len != 0 {
+            let data = tag.get(4..4 + small_len).ok_or_else(|| {
+                DataError::format(
+                    self.path,
+                    format!("small data element declares {small_len} bytes, at most 4 fit"),
+                )
+            })?;
+            return Ok(StreamTag::Small(first & 0xffff, data.to_vec()));
+        }
+        Ok(StreamTag::Regular(first, self.u32_at(&tag, 4)))
     }
 
-    let count = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
+    /// Reads a small header sub-element (flags, dimensions, name) of at
+    /// most `max_len` bytes, and its padding.
+    fn header_element(
+        &self,
+        r: &mut dyn Read,
+        what: &str,
+        max_len: usize,
+    ) -> Result<(u32, Vec<u8>)> {
+        match self.sub_tag(r, what)? {
+            StreamTag::Small(ty, data) => Ok((ty, data)),
+            StreamTag::Regular(ty, len) => {
+                let len = len as usize;
+                if len > max_len {
+                    return Err(DataError::format(
+                        self.path,
+                        format!("{what}: {len} bytes, at most {max_len} accepted"),
+                    ));
+                }
+                let data = read_exact_growing(r, len as u64, self.path, what)?;
+                skip_stream_padding(r, (8 - len % 8) % 8);
+                Ok((ty, data))
+            }
+        }
+    }
+
+    /// Parses an `miMATRIX` element's contents from `r`, keeping the
+    /// variable when it is numeric, real and named in the limits.
+    fn matrix(&mut self, r: &mut dyn Read) -> Result<()> {
+        let path = self.path;
+        let (ty, flags) = self.header_element(r, "array flags", 8)?;
+        if ty != MI_UINT32 || flags.len() != 8 {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "array flags: expected an 8-byte miUINT32 element, found type {ty} of {} bytes",
+                    flags.len()
+                ),
+            ));
+        }
+        let flags_word = self.u32_at(&flags, 0);
+        let class_code = flags_word & 0xff;
+
+        let (ty, dims_bytes) = self.header_element(r, "dimensions", 4 * MAX_DIMS)?;
+        if ty != MI_INT32 || dims_bytes.len() % 4 != 0 || dims_bytes.len() < 8 {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "dimensions: expected miINT32 with at least 2 entries, found type {ty} of {} bytes",
+                    dims_bytes.len()
+                ),
+            ));
+        }
+        let mut dims = Vec::with_capacity(dims_bytes.len() / 4);
+        for at in (0..dims_bytes.len()).step_by(4) {
+            let d = self.u32_at(&dims_bytes, at) as i32;
+            if d < 0 {
+                return Err(DataError::format(path, format!("negative dimension {d}")));
+            }
+            dims.push(d as usize);
+        }
+
+        let (ty, name_bytes) = self.header_element(r, "array name", MAX_NAME)?;
+        if ty != MI_INT8 {
+            return Err(DataError::format(
+                path,
+                format!("array name: expected miINT8, found type {ty}"),
+            ));
+        }
+        let name = String::from_utf8_lossy(&name_bytes).into_owned();
+        if !self.limits.keeps(&name) {
+            tracing::debug!(path = %path.display(), name, "skipping MAT variable not asked for");
+            return Ok(());
+        }
+        let Some(class) = MatClass::from_code(class_code) else {
+            tracing::debug!(path = %path.display(), name, class_code, "skipping non-numeric MAT variable");
+            return Ok(());
+        };
+        if flags_word & FLAG_COMPLEX != 0 {
+            tracing::debug!(path = %path.display(), name, "skipping complex MAT variable");
+            return Ok(());
+        }
+        if self.arrays.iter().any(|a| a.name == name) {
+            return Err(DataError::format(
+                path,
+                format!("variable `{name}` appears twice"),
+            ));
+        }
+
+        let count = dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| {
+                DataError::format(
+                    path,
+                    format!("variable `{name}`: dimensions {dims:?} overflow"),
+                )
+            })?;
+        let unsupported = |ty: u32| {
             DataError::format(
                 path,
-                format!("variable `{name}`: dimensions {dims:?} overflow"),
+                format!("variable `{name}`: unsupported real-part element type {ty}"),
             )
-        })?;
-    let (ty, real) = read_element(&mut cur, endian)?;
-    let data = decode_numeric(ty, real, endian).ok_or_else(|| {
-        DataError::format(
-            path,
-            format!("variable `{name}`: unsupported real-part element type {ty}"),
-        )
-    })?;
-    if data.len() != count {
-        return Err(DataError::format(
-            path,
-            format!(
-                "variable `{name}`: dimensions {dims:?} need {count} values, the real part holds {} ({} bytes)",
-                data.len(),
-                real.len()
-            ),
-        ));
+        };
+        let (ty, real) = match self.sub_tag(r, "real part")? {
+            StreamTag::Small(ty, data) => (ty, data),
+            StreamTag::Regular(ty, len) => {
+                let size = element_size(ty).ok_or_else(|| unsupported(ty))?;
+                let len = u64::from(len);
+                if len != count as u64 * size as u64 {
+                    return Err(DataError::format(
+                        path,
+                        format!(
+                            "variable `{name}`: dimensions {dims:?} need {count} values, the real part holds {} ({len} bytes)",
+                            len / size as u64
+                        ),
+                    ));
+                }
+                if len > self.budget {
+                    return Err(DataError::format(
+                        path,
+                        format!(
+                            "variable `{name}`: {len} data bytes exceed what this file may hold ({} bytes in all, {} left)",
+                            self.limits.max_data_bytes, self.budget
+                        ),
+                    ));
+                }
+                let data = read_exact_growing(r, len, path, "variable data")?;
+                self.budget -= len;
+                (ty, data)
+            }
+        };
+        let data = decode_numeric(ty, real, self.endian).ok_or_else(|| unsupported(ty))?;
+        if data.len() != count {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "variable `{name}`: dimensions {dims:?} need {count} values, the real part holds {}",
+                    data.len(),
+                ),
+            ));
+        }
+        self.arrays.push(MatArray {
+            name,
+            class,
+            dims,
+            data,
+        });
+        Ok(())
     }
-    Ok(Some(MatArray {
-        name,
-        class,
-        dims,
-        data,
-    }))
+}
+
+/// Reads and drops up to `n` padding bytes (a stream may end without them).
+fn skip_stream_padding(r: &mut dyn Read, n: usize) {
+    let mut pad = [0u8; 8];
+    let _ = r.take(n as u64).read(&mut pad[..n.min(8)]);
+}
+
+/// Bytes per value of a numeric element type.
+fn element_size(ty: u32) -> Option<usize> {
+    Some(match ty {
+        MI_INT8 | MI_UINT8 => 1,
+        MI_INT16 | MI_UINT16 => 2,
+        MI_INT32 | MI_UINT32 | MI_SINGLE => 4,
+        MI_DOUBLE | MI_INT64 | MI_UINT64 => 8,
+        _ => return None,
+    })
 }
 
 /// Decodes a numeric element; `None` for non-numeric types or a byte count
 /// that is not a multiple of the element size.
-fn decode_numeric(ty: u32, bytes: &[u8], endian: Endian) -> Option<MatData> {
+fn decode_numeric(ty: u32, bytes: Vec<u8>, endian: Endian) -> Option<MatData> {
     macro_rules! decode {
         ($t:ty, $n:expr, $variant:ident) => {{
             if bytes.len() % $n != 0 {
@@ -354,7 +547,7 @@ fn decode_numeric(ty: u32, bytes: &[u8], endian: Endian) -> Option<MatData> {
     }
     Some(match ty {
         MI_INT8 => MatData::I8(bytes.iter().map(|&b| b as i8).collect()),
-        MI_UINT8 => MatData::U8(bytes.to_vec()),
+        MI_UINT8 => MatData::U8(bytes),
         MI_INT16 => decode!(i16, 2, I16),
         MI_UINT16 => decode!(u16, 2, U16),
         MI_INT32 => decode!(i32, 4, I32),
@@ -571,6 +764,64 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("v7.3"));
+    }
+
+    fn compressed(var: &MatVar<'_>, endian: Endian) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&matrix(var, endian)).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn unwanted_variables_are_never_inflated_and_the_budget_spans_variables() {
+        let endian = Endian::Little;
+        let junk_data = vec![3u8; 100_000];
+        let junk = MatVar {
+            name: "junk",
+            class_code: CLASS_UINT8,
+            dims: &[100_000, 1],
+            data_type: TYPE_UINT8,
+            data: &junk_data,
+        };
+        // The junk variable's zlib stream is cut short: only reading past
+        // its header would notice.
+        let mut z = compressed(&junk, endian);
+        z.truncate(z.len() / 2);
+        let mut file = sample_file(endian, true);
+        let tail = file.split_off(128);
+        file.extend(element(MI_COMPRESSED, &z, endian));
+        file.extend(tail);
+
+        let p = Path::new("/d/s.mat");
+        let keep = ["X", "y"];
+        let limits = MatLimits {
+            keep: Some(&keep),
+            max_data_bytes: 24 + 16,
+        };
+        let arrays = parse_mat_with(&file, p, &limits).unwrap();
+        assert_eq!(arrays.len(), 2);
+        assert_eq!(arrays[1].data, MatData::F64(vec![1.0, 10.0]));
+        // Reading everything does reach the broken stream.
+        assert!(parse_mat(&file, p).is_err());
+
+        // X takes 24 bytes and y 16: one byte less for both is refused at y.
+        let tight = MatLimits {
+            max_data_bytes: 24 + 15,
+            ..limits
+        };
+        let e = parse_mat_with(&file, p, &tight).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/d/s.mat: variable `y`: 16 data bytes exceed what this file may hold (39 bytes in all, 15 left)"
+        );
+
+        // A variable kept twice is an error, not a silent choice.
+        let mut twice = sample_file(endian, false);
+        let again = sample_file(endian, true);
+        twice.extend_from_slice(&again[128..]);
+        let e = parse_mat_with(&twice, p, &limits).unwrap_err().to_string();
+        assert_eq!(e, "/d/s.mat: variable `X` appears twice");
     }
 
     proptest! {
