@@ -22,9 +22,9 @@ use std::path::Path;
 
 use std::io::Read;
 
-use crate::bytes::{
-    read_array, read_exact_growing, read_file, Cursor, Endian, MAX_DECOMPRESSED_BYTES,
-};
+pub use crate::bytes::Endian;
+
+use crate::bytes::{read_array, read_exact_growing, read_file, Cursor, MAX_DECOMPRESSED_BYTES};
 use crate::error::{DataError, Result};
 
 // Data element types.
