@@ -203,3 +203,12 @@ impl<'a> Cursor<'a> {
         })
     }
 }
+
+/// Gzips `bytes` (for tests that write `.gz` fixtures).
+#[cfg(test)]
+pub fn tests_gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}

@@ -5,6 +5,7 @@ pub mod celeba;
 pub mod cifar;
 pub mod config;
 pub mod csv;
+pub mod custom;
 pub mod dataset;
 pub mod decode;
 pub mod error;
@@ -20,7 +21,8 @@ pub mod split;
 pub mod svhn;
 
 pub use bytes::MAX_DECOMPRESSED_BYTES;
-pub use config::{CheckedDataConfig, DataConfig};
+pub use config::{CheckedDataConfig, DataConfig, ImageSize};
+pub use custom::DataShape;
 pub use dataset::{Dataset, RawImages};
 pub use error::{DataError, Result};
 pub use load::{load, load_from, load_raw_from, LoadOptions, Split};

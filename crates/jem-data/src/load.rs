@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::celeba::{load_celeba, CelebaPartition};
 use crate::cifar::{load_cifar10, load_cifar100, Cifar100Labels};
 use crate::csv::{load_pixel_label_csv, MNIST_5K_FILE, MNIST_5K_ROWS};
+use crate::custom::load_custom;
 use crate::dataset::{Dataset, RawImages};
 use crate::error::{DataError, Result};
 use crate::idx::load_idx_pair_capped;
@@ -25,11 +26,19 @@ pub enum Split {
 /// Format-specific choices when loading by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
+    /// CIFAR-100's coarse or fine labels.
     pub cifar100_labels: Cifar100Labels,
     /// Side of the square CelebA images after crop and resize.
     pub celeba_size: u32,
     /// Load only the first images of the CelebA partition.
     pub celeba_max_images: Option<usize>,
+    /// Custom data sets: `[height, width]` folder images are resized to
+    /// (arrays must already have it).
+    pub image_size: Option<[u32; 2]>,
+    /// Custom data sets: 1 (grey) or 3 (RGB) channels.
+    pub channels: Option<usize>,
+    /// Custom data sets: the class count (else learned from the labels).
+    pub num_classes: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -38,6 +47,9 @@ impl Default for LoadOptions {
             cifar100_labels: Cifar100Labels::Fine,
             celeba_size: 32,
             celeba_max_images: None,
+            image_size: None,
+            channels: None,
+            num_classes: None,
         }
     }
 }
@@ -52,6 +64,11 @@ pub fn load_raw_from(
 ) -> Result<RawImages> {
     let train = split == Split::Train;
     match kind {
+        DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy => {
+            Err(DataError::InvalidArgument(format!(
+                "dataset = {kind} loads as tensors only: use load_from or load"
+            )))
+        }
         DatasetKind::Mnist | DatasetKind::FashionMnist => {
             let (images, labels) = if train {
                 (IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS)
@@ -111,6 +128,9 @@ pub fn load_from(
     dir: &Path,
     options: &LoadOptions,
 ) -> Result<Dataset> {
+    if kind.is_custom() {
+        return load_custom(kind, split, dir, options);
+    }
     let classes = match kind {
         DatasetKind::Cifar100 => options.cifar100_labels.num_classes(),
         other => other.num_classes(),
