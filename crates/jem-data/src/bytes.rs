@@ -126,7 +126,9 @@ fn read_capped(reader: impl Read, path: &Path, cap: u64, what: &str) -> Result<V
 /// Byte order of multi-byte numbers in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endian {
+    /// Least significant byte first.
     Little,
+    /// Most significant byte first.
     Big,
 }
 

@@ -19,7 +19,9 @@ use crate::dataset::RawImages;
 use crate::decode::{center_crop_square, decode_image, push_rgb_planes, resize_exact};
 use crate::error::{DataError, Result};
 
+/// Directory of the aligned JPEGs.
 pub const CELEBA_IMAGE_DIR: &str = "img_align_celeba";
+/// The file mapping each image to its partition.
 pub const CELEBA_PARTITION_FILE: &str = "list_eval_partition.txt";
 /// Side of the centred square cropped from each aligned image.
 pub const CELEBA_CROP: u32 = 140;
@@ -27,8 +29,11 @@ pub const CELEBA_CROP: u32 = 140;
 /// CelebA's official partitions, as numbered in `list_eval_partition.txt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CelebaPartition {
+    /// Partition 0.
     Train = 0,
+    /// Partition 1.
     Valid = 1,
+    /// Partition 2.
     Test = 2,
 }
 

@@ -14,10 +14,15 @@ use crate::bytes::read_file;
 use crate::dataset::RawImages;
 use crate::error::{DataError, Result};
 
+/// Side of a CIFAR image.
 pub const CIFAR_SIDE: usize = 32;
+/// Bytes of one CIFAR image (3 planes of 32x32).
 pub const CIFAR_PIXELS: usize = 3 * CIFAR_SIDE * CIFAR_SIDE;
+/// CIFAR-10 classes.
 pub const CIFAR10_CLASSES: usize = 10;
+/// CIFAR-100 fine classes.
 pub const CIFAR100_FINE_CLASSES: usize = 100;
+/// CIFAR-100 coarse classes (super-classes).
 pub const CIFAR100_COARSE_CLASSES: usize = 20;
 
 /// CIFAR-10 training batch file names, in the order they are concatenated.
@@ -28,13 +33,17 @@ pub const CIFAR10_TRAIN_FILES: [&str; 5] = [
     "data_batch_4.bin",
     "data_batch_5.bin",
 ];
+/// CIFAR-10 test batch.
 pub const CIFAR10_TEST_FILE: &str = "test_batch.bin";
+/// CIFAR-100 training file.
 pub const CIFAR100_TRAIN_FILE: &str = "train.bin";
+/// CIFAR-100 test file.
 pub const CIFAR100_TEST_FILE: &str = "test.bin";
 /// Records in each CIFAR-10 batch file (`data_batch_N.bin`, `test_batch.bin`).
 pub const CIFAR10_RECORDS_PER_FILE: usize = 10_000;
 /// Records in CIFAR-100's `train.bin` and `test.bin`.
 pub const CIFAR100_TRAIN_RECORDS: usize = 50_000;
+/// Records in CIFAR-100's `test.bin`.
 pub const CIFAR100_TEST_RECORDS: usize = 10_000;
 
 /// Which of CIFAR-100's two labels to use.
@@ -49,6 +58,7 @@ pub enum Cifar100Labels {
 }
 
 impl Cifar100Labels {
+    /// Number of classes of this label set.
     pub fn num_classes(self) -> usize {
         match self {
             Cifar100Labels::Coarse => CIFAR100_COARSE_CLASSES,

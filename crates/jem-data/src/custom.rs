@@ -36,11 +36,15 @@ use crate::resolve::{
 
 /// File names of the `npy` layout.
 pub const NPY_TRAIN_IMAGES: &str = "train_images.npy";
+/// Training labels of the `npy` layout.
 pub const NPY_TRAIN_LABELS: &str = "train_labels.npy";
+/// Test images of the `npy` layout.
 pub const NPY_TEST_IMAGES: &str = "test_images.npy";
+/// Test labels of the `npy` layout.
 pub const NPY_TEST_LABELS: &str = "test_labels.npy";
 /// Split directories of the `folder` layout.
 pub const FOLDER_TRAIN: &str = "train";
+/// The test split directory of the `folder` layout.
 pub const FOLDER_TEST: &str = "test";
 
 /// Image shape and class count of a data set.

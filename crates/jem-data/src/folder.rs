@@ -13,7 +13,9 @@ use crate::error::{DataError, Result};
 /// A loaded image folder: the images and the class names by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageFolder {
+    /// The images, labelled by class index.
     pub images: RawImages,
+    /// Class names by index (the directory names).
     pub class_names: Vec<String>,
 }
 

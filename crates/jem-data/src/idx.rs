@@ -23,9 +23,13 @@ pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// row-major, one byte per pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxImages {
+    /// Number of images.
     pub count: usize,
+    /// Rows per image.
     pub rows: usize,
+    /// Columns per image.
     pub cols: usize,
+    /// `count * rows * cols` bytes, row-major.
     pub pixels: Vec<u8>,
 }
 

@@ -19,7 +19,9 @@ use crate::svhn::load_svhn;
 /// The official training or test split (for CelebA: partitions 0 and 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
+    /// The training split.
     Train,
+    /// The test split.
     Test,
 }
 

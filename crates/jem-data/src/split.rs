@@ -24,7 +24,9 @@ pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
 /// shuffle `0..n` with the seed, the first `n_valid` are validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainValid {
+    /// Indices to train on.
     pub train: Vec<usize>,
+    /// Held-out validation indices.
     pub valid: Vec<usize>,
 }
 

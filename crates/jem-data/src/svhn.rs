@@ -13,15 +13,21 @@ use crate::dataset::RawImages;
 use crate::error::{DataError, Result};
 use crate::mat::{parse_mat_with, MatArray, MatData, MatLimits};
 
+/// The training file.
 pub const SVHN_TRAIN_FILE: &str = "train_32x32.mat";
+/// The test file.
 pub const SVHN_TEST_FILE: &str = "test_32x32.mat";
+/// The extra training file.
 pub const SVHN_EXTRA_FILE: &str = "extra_32x32.mat";
+/// SVHN classes (digits 0-9).
 pub const SVHN_CLASSES: usize = 10;
 /// Bytes of one SVHN image (32x32 RGB).
 pub const SVHN_IMAGE_BYTES: usize = 32 * 32 * 3;
 /// Images in the released files.
 pub const SVHN_TRAIN_IMAGES: usize = 73_257;
+/// Images in `test_32x32.mat`.
 pub const SVHN_TEST_IMAGES: usize = 26_032;
+/// Images in `extra_32x32.mat`.
 pub const SVHN_EXTRA_IMAGES: usize = 531_131;
 /// The variables an SVHN file holds; any other variable is skipped unread.
 pub const SVHN_VARIABLES: [&str; 2] = ["X", "y"];

@@ -47,15 +47,25 @@ const FLAG_COMPLEX: u32 = 0x0800;
 /// MATLAB array classes (`mxCLASS` codes) of numeric arrays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatClass {
+    /// `double` (mxDOUBLE_CLASS).
     Double,
+    /// `single`.
     Single,
+    /// `int8`.
     Int8,
+    /// `uint8`.
     Uint8,
+    /// `int16`.
     Int16,
+    /// `uint16`.
     Uint16,
+    /// `int32`.
     Int32,
+    /// `uint32`.
     Uint32,
+    /// `int64`.
     Int64,
+    /// `uint64`.
     Uint64,
 }
 
@@ -81,19 +91,30 @@ impl MatClass {
 /// The values of an array's real part, in the type they were stored as.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MatData {
+    /// Stored as miINT8.
     I8(Vec<i8>),
+    /// Stored as miUINT8.
     U8(Vec<u8>),
+    /// Stored as miINT16.
     I16(Vec<i16>),
+    /// Stored as miUINT16.
     U16(Vec<u16>),
+    /// Stored as miINT32.
     I32(Vec<i32>),
+    /// Stored as miUINT32.
     U32(Vec<u32>),
+    /// Stored as miINT64.
     I64(Vec<i64>),
+    /// Stored as miUINT64.
     U64(Vec<u64>),
+    /// Stored as miSINGLE.
     F32(Vec<f32>),
+    /// Stored as miDOUBLE.
     F64(Vec<f64>),
 }
 
 impl MatData {
+    /// Number of values.
     pub fn len(&self) -> usize {
         match self {
             MatData::I8(v) => v.len(),
@@ -109,6 +130,7 @@ impl MatData {
         }
     }
 
+    /// True when there are no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -135,9 +157,13 @@ impl MatData {
 /// values are in MATLAB's column-major order (first index fastest).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatArray {
+    /// The variable name.
     pub name: String,
+    /// Its MATLAB class.
     pub class: MatClass,
+    /// MATLAB dimensions (first index fastest).
     pub dims: Vec<usize>,
+    /// The real part, column-major.
     pub data: MatData,
 }
 

@@ -6,16 +6,25 @@ use super::{Endian, MI_COMPRESSED, MI_DOUBLE, MI_INT32, MI_INT8, MI_MATRIX, MI_U
 /// A numeric variable to write: name, `mxCLASS` code, dimensions,
 /// storage element type (`mi*` code) and the stored bytes in file order.
 pub struct MatVar<'a> {
+    /// Variable name.
     pub name: &'a str,
+    /// `mxCLASS` code (see the `CLASS_*` constants).
     pub class_code: u32,
+    /// MATLAB dimensions.
     pub dims: &'a [usize],
+    /// Storage element type (`mi*` code, see the `TYPE_*` constants).
     pub data_type: u32,
+    /// The stored bytes in file order.
     pub data: &'a [u8],
 }
 
+/// `mxDOUBLE_CLASS`.
 pub const CLASS_DOUBLE: u32 = 6;
+/// `mxUINT8_CLASS`.
 pub const CLASS_UINT8: u32 = 9;
+/// `miUINT8` storage.
 pub const TYPE_UINT8: u32 = MI_UINT8;
+/// `miDOUBLE` storage.
 pub const TYPE_DOUBLE: u32 = MI_DOUBLE;
 
 fn u32_bytes(v: u32, endian: Endian) -> [u8; 4] {
