@@ -19,7 +19,13 @@ use peak::{peak_of, OVERHEAD};
 
 use proptest::prelude::*;
 
-/// Asserts a measured peak is within `multiple * input + cap + OVERHEAD`.
+/// Most bytes a deflate stream can inflate to per compressed byte (its format limit).
+const DEFLATE_RATIO: usize = 1032;
+
+/// Asserts a measured peak is within `multiple` bytes per input byte, at most `multiple`
+/// times `cap`, plus [`OVERHEAD`]. Parsers size buffers by the data they actually read, so
+/// the peak follows the input (raw formats: a few copies of it; compressed ones: what it can
+/// inflate to), never the sizes a header declares.
 fn check_bound(
     what: &str,
     peak: usize,
@@ -27,7 +33,7 @@ fn check_bound(
     multiple: usize,
     cap: u64,
 ) -> Result<(), TestCaseError> {
-    let bound = multiple * input + cap as usize + OVERHEAD;
+    let bound = (multiple * input).min(multiple.saturating_mul(cap as usize)) + OVERHEAD;
     prop_assert!(
         peak <= bound,
         "{what}: peak {peak} live bytes for a {input}-byte input (bound {bound})"
@@ -237,10 +243,13 @@ mod valid {
 // ---------------------------------------------------------------------------------------
 // The targets.
 
-const IDX_PIXEL_CAP: u64 = 64 << 10;
-const IDX_LABEL_CAP: usize = 4096;
-const MAT_CAP: u64 = 64 << 10;
-const CSV_ROWS: usize = 16;
+// The caps the loaders use for the real data sets (MNIST's training images and labels,
+// SVHN's training file, the MNIST-5k CSV): large against the inputs, so a parser that
+// allocated what a header declares would exceed the bounds below.
+const IDX_PIXEL_CAP: u64 = 60_000 * 784;
+const IDX_LABEL_CAP: usize = 60_000;
+const SVHN_IMAGES: usize = jem_data::svhn::SVHN_TRAIN_IMAGES;
+const CSV_ROWS: usize = jem_data::csv::MNIST_5K_ROWS;
 
 proptest! {
     #![proptest_config(config())]
@@ -249,12 +258,12 @@ proptest! {
     fn idx_parsers_are_bounded(bytes in input(valid::idx())) {
         let p = Path::new("f.idx");
         let (r, peak) = peak_of(|| jem_data::idx::decode_idx_images(&bytes, p, IDX_PIXEL_CAP));
-        check_bound("IDX images", peak, bytes.len(), 2, 2 * IDX_PIXEL_CAP)?;
+        check_bound("IDX images", peak, bytes.len(), 2 * DEFLATE_RATIO, IDX_PIXEL_CAP)?;
         if let Ok(images) = r {
             prop_assert_eq!(images.pixels.len(), images.count * images.rows * images.cols);
         }
         let (r, peak) = peak_of(|| jem_data::idx::decode_idx_labels(&bytes, p, 10, IDX_LABEL_CAP));
-        check_bound("IDX labels", peak, bytes.len(), 2, 16 * IDX_LABEL_CAP as u64)?;
+        check_bound("IDX labels", peak, bytes.len(), 2 * DEFLATE_RATIO, IDX_LABEL_CAP as u64)?;
         if let Ok(labels) = r {
             prop_assert!(labels.len() <= IDX_LABEL_CAP && labels.iter().all(|l| (0..10).contains(l)));
         }
@@ -264,7 +273,7 @@ proptest! {
     fn cifar_parsers_are_bounded(bytes in input(valid::cifar())) {
         let p = Path::new("data_batch_1.bin");
         let (r, peak) = peak_of(|| jem_data::cifar::parse_cifar10_batch(&bytes, p));
-        check_bound("CIFAR-10", peak, bytes.len(), 9, 0)?;
+        check_bound("CIFAR-10", peak, bytes.len(), 4, u64::MAX)?;
         if let Ok(raw) = r {
             prop_assert_eq!(raw.pixels.len(), raw.len() * 3072);
             prop_assert!(raw.labels.iter().all(|l| (0..10).contains(l)));
@@ -272,12 +281,12 @@ proptest! {
         let (r, peak) = peak_of(|| {
             jem_data::cifar::parse_cifar100(&bytes, p, jem_data::cifar::Cifar100Labels::Fine)
         });
-        check_bound("CIFAR-100", peak, bytes.len(), 9, 0)?;
+        check_bound("CIFAR-100", peak, bytes.len(), 4, u64::MAX)?;
         if let Ok(raw) = r {
             prop_assert!(raw.labels.iter().all(|l| (0..100).contains(l)));
         }
         let (r, peak) = peak_of(|| jem_data::cifar::parse_cifar10_batch_expecting(&bytes, p, 2));
-        check_bound("CIFAR-10 expecting 2", peak, bytes.len(), 9, 0)?;
+        check_bound("CIFAR-10 expecting 2", peak, bytes.len(), 4, u64::MAX)?;
         if let Ok(raw) = r {
             prop_assert_eq!(raw.len(), 2);
         }
@@ -287,20 +296,21 @@ proptest! {
     fn mat_and_svhn_parsers_are_bounded(bytes in input(valid::mat())) {
         let p = Path::new("train_32x32.mat");
         let keep = ["X", "y"];
-        let limits = jem_data::mat::MatLimits { keep: Some(&keep), max_data_bytes: MAT_CAP };
+        let limits = jem_data::svhn::svhn_mat_limits(SVHN_IMAGES);
         let (r, peak) = peak_of(|| jem_data::mat::parse_mat_with(&bytes, p, &limits));
-        check_bound("MAT", peak, bytes.len(), 4, 3 * MAT_CAP)?;
+        // Inflated data, at most one decoded copy of it.
+        check_bound("MAT", peak, bytes.len(), 3 * DEFLATE_RATIO, limits.max_data_bytes)?;
         if let Ok(arrays) = r {
             for a in arrays {
                 prop_assert!(keep.contains(&a.name.as_str()));
                 prop_assert_eq!(a.data.len(), a.dims.iter().product::<usize>());
             }
         }
-        let (r, peak) = peak_of(|| jem_data::svhn::parse_svhn_limited(&bytes, p, 16));
-        let cap = jem_data::svhn::svhn_mat_limits(16).max_data_bytes;
-        check_bound("SVHN", peak, bytes.len(), 4, 4 * cap)?;
+        let (r, peak) = peak_of(|| jem_data::svhn::parse_svhn_limited(&bytes, p, SVHN_IMAGES));
+        // ... and the NCHW pixels.
+        check_bound("SVHN", peak, bytes.len(), 4 * DEFLATE_RATIO, limits.max_data_bytes)?;
         if let Ok(raw) = r {
-            prop_assert!(raw.len() <= 16);
+            prop_assert!(raw.len() <= SVHN_IMAGES);
             prop_assert_eq!(raw.pixels.len(), raw.len() * raw.image_len());
             prop_assert!(raw.labels.iter().all(|l| (0..10).contains(l)));
         }
@@ -311,7 +321,7 @@ proptest! {
         let (r, peak) = peak_of(|| jem_data::npy::parse_npy(&bytes, Path::new("a.npy")));
         // The header parser (py_literal, a PEG parser) keeps a token queue of a few dozen
         // bytes per header byte; the data is copied at most twice.
-        check_bound("npy", peak, bytes.len(), 64, 0)?;
+        check_bound("npy", peak, bytes.len(), 64, u64::MAX)?;
         if let Ok(a) = r {
             prop_assert_eq!(a.data.len(), a.shape.iter().product::<usize>());
         }
@@ -323,7 +333,8 @@ proptest! {
         let (r, peak) = peak_of(|| {
             jem_data::csv::parse_pixel_label_csv(bytes.clone(), Path::new("m.csv"), [1, 2, 2], 10, CSV_ROWS)
         });
-        check_bound("CSV", peak, bytes.len(), 8, 3 * cap)?;
+        // The input's copy, the inflated text (grown by doubling), pixels and labels.
+        check_bound("CSV", peak, bytes.len(), 4 * DEFLATE_RATIO, cap)?;
         if let Ok(raw) = r {
             prop_assert!(raw.len() <= CSV_ROWS);
             prop_assert_eq!(raw.pixels.len(), raw.len() * 4);
@@ -333,7 +344,7 @@ proptest! {
     #[test]
     fn celeba_partition_parser_is_bounded(bytes in input(valid::partition())) {
         let (r, peak) = peak_of(|| jem_data::celeba::parse_partition(&bytes, Path::new("l.txt")));
-        check_bound("CelebA list", peak, bytes.len(), 16, 0)?;
+        check_bound("CelebA list", peak, bytes.len(), 16, u64::MAX)?;
         if let Ok(entries) = r {
             for (name, _) in entries {
                 prop_assert!(!name.contains('/') && !name.contains('\\'));
@@ -344,11 +355,12 @@ proptest! {
     #[test]
     fn image_decoder_is_bounded(bytes in input(valid::images())) {
         let (r, peak) = peak_of(|| jem_data::decode::decode_image(&bytes, Path::new("i.png")));
-        let cap = jem_data::decode::image_alloc_limit(bytes.len());
-        check_bound("image", peak, bytes.len(), 4, 2 * cap)?;
+        // The decoder's buffer may take what image_alloc_limit allows for this size.
+        let cap = jem_data::decode::image_alloc_limit(bytes.len()) as usize;
+        prop_assert!(peak <= 2 * cap + OVERHEAD, "image: peak {peak} for {} bytes", bytes.len());
         if let Ok(img) = r {
             prop_assert!(img.width() > 0 && img.height() > 0);
-            prop_assert!(u64::from(img.width()) * u64::from(img.height()) * 4 <= cap);
+            prop_assert!(u64::from(img.width()) * u64::from(img.height()) * 4 <= cap as u64);
         }
     }
 }
