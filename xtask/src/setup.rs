@@ -1,4 +1,8 @@
 //! `cargo xtask setup`: everything a fresh machine needs before building jem.
+//!
+//! Every wheel is installed by sha256 (`libtorch::pins`), the cached libtorch is checked
+//! against the sizes and hashes pip recorded and re-provisioned when damaged, and the cache
+//! is locked while it is checked or changed (`libtorch::cache`).
 
 use crate::{dataset, libtorch};
 use anyhow::Result;

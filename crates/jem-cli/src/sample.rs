@@ -158,7 +158,7 @@ fn starting_points(
             .filter(|(n, _)| n.starts_with("buffer."))
             .collect()
     };
-    let [c, h, w] = loaded.config.data.dataset.image_shape().map(|v| v as i64);
+    let [c, h, w] = loaded.config.data.resolve_shape()?.image.map(|v| v as i64);
     if args.from_noise || buffer.is_empty() {
         if !args.from_noise {
             tracing::warn!(

@@ -36,10 +36,73 @@ pub fn maybe_gunzip(bytes: Vec<u8>, path: &Path, cap: u64) -> Result<Vec<u8>> {
     read_capped(decoder, path, cap, "gzip")
 }
 
-/// Inflates a zlib stream (as in MAT-file `miCOMPRESSED` elements).
-pub fn inflate_zlib(bytes: &[u8], path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let decoder = flate2::read::ZlibDecoder::new(bytes);
-    read_capped(decoder, path, cap, "zlib")
+/// A reader over `bytes` that gunzips them when they carry the gzip magic.
+///
+/// Parsers read a header through it first and then exactly the number of
+/// bytes that header implies, so a compressed file is never inflated past
+/// what its own header (checked against the caller's cap) allows.
+pub fn gunzip_reader(bytes: &[u8]) -> Box<dyn Read + '_> {
+    if is_gzip(bytes) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    }
+}
+
+/// Reads exactly `n` bytes of `what` from `reader`. The buffer grows with
+/// the data actually read (never allocated up front from `n`), so a
+/// declared size larger than the data costs no memory.
+pub fn read_exact_growing(
+    reader: &mut dyn Read,
+    n: u64,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader.take(n).read_to_end(&mut out).map_err(|e| {
+        DataError::format(path, format!("corrupt stream while reading {what}: {e}"))
+    })?;
+    if (out.len() as u64) < n {
+        return Err(DataError::format(
+            path,
+            format!(
+                "truncated: expected {n} bytes of {what}, found {}",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Reads a fixed-size header of `N` bytes from `reader`.
+pub fn read_array<const N: usize>(
+    reader: &mut dyn Read,
+    path: &Path,
+    what: &str,
+) -> Result<[u8; N]> {
+    let bytes = read_exact_growing(reader, N as u64, path, what)?;
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes);
+    Ok(out)
+}
+
+/// Fails when `reader` has anything left (reads at most one byte to tell).
+pub fn expect_end(reader: &mut dyn Read, path: &Path, offset: u64) -> Result<()> {
+    let mut one = [0u8; 1];
+    loop {
+        return match reader.read(&mut one) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(DataError::format(
+                path,
+                format!("unexpected trailing bytes after offset {offset}"),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(DataError::format(
+                path,
+                format!("corrupt stream after offset {offset}: {e}"),
+            )),
+        };
+    }
 }
 
 /// Reads a decoder to its end but refuses to produce more than `cap` bytes.
@@ -63,7 +126,9 @@ fn read_capped(reader: impl Read, path: &Path, cap: u64, what: &str) -> Result<V
 /// Byte order of multi-byte numbers in a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endian {
+    /// Least significant byte first.
     Little,
+    /// Most significant byte first.
     Big,
 }
 
@@ -86,10 +151,6 @@ impl<'a> Cursor<'a> {
     /// The file the bytes came from (for error messages).
     pub fn path(&self) -> &'a Path {
         self.path
-    }
-
-    pub fn position(&self) -> usize {
-        self.pos
     }
 
     pub fn remaining(&self) -> usize {
@@ -143,4 +204,13 @@ impl<'a> Cursor<'a> {
             Endian::Big => u16::from_be_bytes(arr),
         })
     }
+}
+
+/// Gzips `bytes` (for tests that write `.gz` fixtures).
+#[cfg(test)]
+pub fn tests_gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
 }

@@ -10,21 +10,34 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::cifar::Cifar100Labels;
+use crate::custom::{self, DataShape};
 use crate::error::{DataError, Result};
 use crate::load::LoadOptions;
 use crate::preprocess::{Augment, Preprocess, DEFAULT_PAD, DEFAULT_SIGMA};
-use crate::resolve::DatasetKind;
+use crate::resolve::{resolve_dataset_dir, DatasetKind};
 
 /// Data settings. Missing keys take the defaults (the paper's CIFAR-10
 /// setup); unknown keys are rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Data set to train on: mnist, fashion-mnist, cifar10, cifar100, svhn.
+    /// Data set to train on: mnist, fashion-mnist, cifar10, cifar100, svhn,
+    /// or your own data: folder, idx, npy (see [`crate::custom`]).
     pub dataset: DatasetKind,
     /// Data root; `None` falls back to `$JEM_DATA_DIR` and the well-known
-    /// locations (see [`crate::resolve`]).
+    /// locations (see [`crate::resolve`]). Required for folder, idx and npy,
+    /// whose files it holds.
     pub data_dir: Option<PathBuf>,
+    /// Custom data sets: the size folder images are resized to, `32` (square)
+    /// or `[height, width]`; arrays must already have it. Without it, every
+    /// folder image must have the first one's size.
+    pub image_size: Option<ImageSize>,
+    /// Custom data sets: 1 (grey) or 3 (RGB); by default the first folder
+    /// image's, or what the arrays hold.
+    pub channels: Option<usize>,
+    /// Custom data sets: the number of classes; by default the number of
+    /// class folders, or the largest training label plus one.
+    pub num_classes: Option<usize>,
     /// Training examples held out for validation.
     pub n_valid: usize,
     /// Labelled examples per class for semi-supervised training; `None`
@@ -56,6 +69,9 @@ impl Default for DataConfig {
         DataConfig {
             dataset: DatasetKind::Cifar10,
             data_dir: None,
+            image_size: None,
+            channels: None,
+            num_classes: None,
             n_valid: 5000,
             labels_per_class: None,
             batch_size: 64,
@@ -73,6 +89,39 @@ impl Default for DataConfig {
 
 /// Largest batch size accepted (far above anything that fits a GPU).
 pub const MAX_BATCH_SIZE: usize = 1 << 16;
+/// Largest `image_size` side accepted.
+pub const MAX_IMAGE_SIZE: u32 = 4096;
+/// Largest `num_classes` accepted.
+pub const MAX_CLASSES: usize = 100_000;
+
+/// `image_size`: one number for square images or `[height, width]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ImageSize {
+    /// `image_size = 32`: 32x32.
+    Square(u32),
+    /// `image_size = [24, 32]`: 24 rows of 32 pixels.
+    HeightWidth([u32; 2]),
+}
+
+impl ImageSize {
+    /// `[height, width]`.
+    pub fn height_width(self) -> [u32; 2] {
+        match self {
+            ImageSize::Square(s) => [s, s],
+            ImageSize::HeightWidth(hw) => hw,
+        }
+    }
+}
+
+impl std::fmt::Display for ImageSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageSize::Square(s) => write!(f, "{s}"),
+            ImageSize::HeightWidth([h, w]) => write!(f, "[{h}, {w}]"),
+        }
+    }
+}
 
 fn invalid(field: &'static str, value: impl ToString, allowed: impl Into<String>) -> DataError {
     DataError::Config {
@@ -83,15 +132,109 @@ fn invalid(field: &'static str, value: impl ToString, allowed: impl Into<String>
 }
 
 impl DataConfig {
+    /// Options for [`crate::load::load`].
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            cifar100_labels: self.cifar100_labels,
+            image_size: self.image_size.map(ImageSize::height_width),
+            channels: self.channels,
+            num_classes: self.num_classes,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// Image shape `[C, H, W]` and class count of the configured data set,
+    /// before loading it: fixed for the built-in sets, read from the files'
+    /// headers and labels for folder, idx and npy (see [`crate::custom`]).
+    /// Flow it into the model config, or compare and report both values.
+    pub fn resolve_shape(&self) -> Result<DataShape> {
+        self.check_ref()?;
+        let kind = self.dataset;
+        if kind.is_custom() {
+            let dir = resolve_dataset_dir(kind, self.data_dir.as_deref())?;
+            return custom::data_shape(kind, &dir, &self.load_options());
+        }
+        Ok(DataShape {
+            image: kind.image_shape(),
+            num_classes: match kind {
+                DatasetKind::Cifar100 => self.cifar100_labels.num_classes(),
+                other => other.num_classes(),
+            },
+        })
+    }
+
+    /// Checks of the keys only custom data sets use.
+    fn check_custom(&self) -> Result<()> {
+        let kind = self.dataset;
+        if !kind.is_custom() {
+            let set = [
+                ("image_size", self.image_size.map(|v| v.to_string())),
+                ("channels", self.channels.map(|v| v.to_string())),
+                ("num_classes", self.num_classes.map(|v| v.to_string())),
+            ];
+            if let Some((field, Some(value))) = set.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(invalid(
+                    field,
+                    value,
+                    format!("applies only to dataset = folder, idx or npy ({kind} has a fixed shape); leave it out"),
+                ));
+            }
+            return Ok(());
+        }
+        if self.data_dir.is_none() {
+            return Err(invalid(
+                "data_dir",
+                "(not set)",
+                format!("must name the directory holding your data for dataset = {kind}"),
+            ));
+        }
+        if let Some(size) = self.image_size {
+            let [h, w] = size.height_width();
+            if !(1..=MAX_IMAGE_SIZE).contains(&h) || !(1..=MAX_IMAGE_SIZE).contains(&w) {
+                return Err(invalid(
+                    "image_size",
+                    size,
+                    format!("each side must be in 1..={MAX_IMAGE_SIZE}"),
+                ));
+            }
+        }
+        if let Some(c) = self.channels.filter(|c| ![1, 3].contains(c)) {
+            return Err(invalid("channels", c, "must be 1 (grey) or 3 (RGB)"));
+        }
+        if let Some(k) = self.num_classes.filter(|k| !(2..=MAX_CLASSES).contains(k)) {
+            return Err(invalid(
+                "num_classes",
+                k,
+                format!("must be in 2..={MAX_CLASSES}"),
+            ));
+        }
+        if let Some(k) = self.labels_per_class.filter(|&k| k == 0) {
+            return Err(invalid("labels_per_class", k, "must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// Validates the values without consuming the config.
     pub fn check_ref(&self) -> Result<()> {
         let kind = self.dataset;
         let train = kind.train_size();
+        self.check_custom()?;
+        if self
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(invalid(
+                "data_dir",
+                "\"\"",
+                "must be a directory path (or left out to search $JEM_DATA_DIR and the usual places)",
+            ));
+        }
         if matches!(kind, DatasetKind::Celeba | DatasetKind::Mnist5k) {
             return Err(invalid(
                 "dataset",
                 kind,
-                "must be a labelled training set: mnist, fashion-mnist, cifar10, cifar100 or svhn (celeba and mnist-5k are OOD-only)",
+                "must be a labelled training set: mnist, fashion-mnist, cifar10, cifar100, svhn, or your own folder, idx or npy (celeba and mnist-5k are OOD-only)",
             ));
         }
         for (field, value) in [
@@ -106,6 +249,29 @@ impl DataConfig {
                 ));
             }
         }
+        if kind.is_custom() {
+            // Sizes are known once the files are read: the split checks
+            // n_valid and labels_per_class then, naming the fields.
+            if !(self.noise_sigma.is_finite() && (0.0..=1.0).contains(&self.noise_sigma)) {
+                return Err(invalid(
+                    "noise_sigma",
+                    self.noise_sigma,
+                    "must be in [0, 1]",
+                ));
+            }
+            if let Some(size) = self.image_size {
+                let [h, w] = size.height_width();
+                let side = h.min(w) as usize;
+                if self.pad >= side {
+                    return Err(invalid(
+                        "pad",
+                        self.pad,
+                        format!("must be in 0..={} for {side}-pixel images", side - 1),
+                    ));
+                }
+            }
+            return Ok(());
+        }
         if self.n_valid >= train {
             return Err(invalid(
                 "n_valid",
@@ -113,6 +279,17 @@ impl DataConfig {
                 format!(
                     "must be in 0..={} ({kind} has {train} training images)",
                     train - 1
+                ),
+            ));
+        }
+        let left = train - self.n_valid;
+        if self.drop_last && self.batch_size > left {
+            return Err(invalid(
+                "batch_size",
+                self.batch_size,
+                format!(
+                    "must be in 1..={left} with drop_last ({kind} leaves {left} training images after n_valid = {})",
+                    self.n_valid
                 ),
             ));
         }
@@ -172,10 +349,13 @@ impl CheckedDataConfig {
         self.hflip.unwrap_or_else(|| self.dataset.default_hflip())
     }
 
-    /// Number of classes of the configured labels.
+    /// Number of classes of the configured labels; for custom data sets the
+    /// configured `num_classes`, or 0 when the files decide (use
+    /// [`DataConfig::resolve_shape`]).
     pub fn num_classes(&self) -> usize {
         match self.dataset {
             DatasetKind::Cifar100 => self.cifar100_labels.num_classes(),
+            kind if kind.is_custom() => self.0.num_classes.unwrap_or(0),
             other => other.num_classes(),
         }
     }
@@ -201,12 +381,10 @@ impl CheckedDataConfig {
 
     /// Options for [`crate::load::load`].
     pub fn load_options(&self) -> LoadOptions {
-        LoadOptions {
-            cifar100_labels: self.cifar100_labels,
-            ..LoadOptions::default()
-        }
+        self.0.load_options()
     }
 
+    /// The unchecked config back.
     pub fn into_inner(self) -> DataConfig {
         self.0
     }
@@ -266,7 +444,7 @@ mod tests {
         });
         assert_eq!(
             e,
-            "invalid data config: `batch_size` = 0: must be in 1..=65536"
+            "invalid config: `data.batch_size` = 0: must be in 1..=65536"
         );
         let e = check(DataConfig {
             n_valid: 50_000,
@@ -274,19 +452,22 @@ mod tests {
         });
         assert_eq!(
             e,
-            "invalid data config: `n_valid` = 50000: must be in 0..=49999 (cifar10 has 50000 training images)"
+            "invalid config: `data.n_valid` = 50000: must be in 0..=49999 (cifar10 has 50000 training images)"
         );
         let e = check(DataConfig {
             noise_sigma: f64::NAN,
             ..Default::default()
         });
-        assert!(e.contains("`noise_sigma` = NaN: must be in [0, 1]"), "{e}");
+        assert!(
+            e.contains("`data.noise_sigma` = NaN: must be in [0, 1]"),
+            "{e}"
+        );
         let e = check(DataConfig {
             labels_per_class: Some(0),
             ..Default::default()
         });
         assert!(
-            e.contains("`labels_per_class` = 0: must be in 1..=4500"),
+            e.contains("`data.labels_per_class` = 0: must be in 1..=4500"),
             "{e}"
         );
         let e = check(DataConfig {
@@ -294,11 +475,29 @@ mod tests {
             dataset: DatasetKind::Mnist,
             ..Default::default()
         });
-        assert!(e.contains("`pad` = 28: must be in 0..=27"), "{e}");
+        assert!(e.contains("`data.pad` = 28: must be in 0..=27"), "{e}");
         let e = check(DataConfig {
             dataset: DatasetKind::Celeba,
             ..Default::default()
         });
-        assert!(e.contains("`dataset` = celeba"), "{e}");
+        assert!(e.contains("`data.dataset` = celeba"), "{e}");
+        let e = check(DataConfig {
+            n_valid: 49_990,
+            batch_size: 64,
+            ..Default::default()
+        });
+        assert_eq!(
+            e,
+            "invalid config: `data.batch_size` = 64: must be in 1..=10 with drop_last (cifar10 \
+             leaves 10 training images after n_valid = 49990)"
+        );
+        let e = check(DataConfig {
+            data_dir: Some(PathBuf::new()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("`data.data_dir` = \"\": must be a directory path"),
+            "{e}"
+        );
     }
 }

@@ -13,10 +13,15 @@ use crate::error::{DataError, Result};
 /// format errors are found before any tensor is allocated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawImages {
+    /// NCHW bytes, 0..=255.
     pub pixels: Vec<u8>,
+    /// One label per image.
     pub labels: Vec<i64>,
+    /// Channels per image.
     pub channels: usize,
+    /// Rows per image.
     pub height: usize,
+    /// Columns per image.
     pub width: usize,
 }
 
@@ -26,6 +31,7 @@ impl RawImages {
         self.labels.len()
     }
 
+    /// True when there are no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -117,8 +123,11 @@ impl RawImages {
 ///   unlabelled out-of-distribution sets).
 #[derive(Debug)]
 pub struct Dataset {
+    /// f32 `[N, C, H, W]`.
     pub images: Tensor,
+    /// i64 `[N]`.
     pub labels: Tensor,
+    /// Number of classes the labels index.
     pub num_classes: usize,
 }
 
@@ -144,6 +153,7 @@ impl Dataset {
         self.labels.size().first().copied().unwrap_or(0).max(0) as usize
     }
 
+    /// True when there are no examples.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

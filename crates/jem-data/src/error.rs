@@ -11,19 +11,28 @@ pub enum DataError {
     /// The operating system refused to read or write a file.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
 
     /// A file exists but its bytes do not follow the format it claims to be in.
     #[error("{path}: {reason}")]
-    Format { path: PathBuf, reason: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// An image file could not be decoded.
     #[error("{path}: cannot decode image: {source}")]
     Image {
+        /// The file.
         path: PathBuf,
+        /// The decoder's error.
         #[source]
         source: image::ImageError,
     },
@@ -34,6 +43,7 @@ pub enum DataError {
          (searched in this order): {searched}"
     )]
     NotFound {
+        /// The data set's display name.
         dataset: String,
         /// The expected file names, already joined for display.
         files: String,
@@ -41,11 +51,15 @@ pub enum DataError {
         searched: String,
     },
 
-    /// A configuration value is outside the range this crate accepts.
-    #[error("invalid data config: `{field}` = {value}: {allowed}")]
+    /// A configuration value is outside the range this crate accepts
+    /// (`field` is the key inside the `[data]` section).
+    #[error("invalid config: `data.{field}` = {value}: {allowed}")]
     Config {
+        /// The key inside `[data]`.
         field: &'static str,
+        /// The rejected value, formatted.
         value: String,
+        /// The allowed range, in words.
         allowed: String,
     },
 

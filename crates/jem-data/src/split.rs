@@ -24,15 +24,30 @@ pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
 /// shuffle `0..n` with the seed, the first `n_valid` are validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainValid {
+    /// Indices to train on.
     pub train: Vec<usize>,
+    /// Held-out validation indices.
     pub valid: Vec<usize>,
 }
 
+///
+/// `n_valid` is the config's `data.n_valid`, so an out-of-range value is a
+/// [`DataError::Config`] naming that field, its value and the range the
+/// loaded training split allows.
 pub fn train_valid_split(n: usize, n_valid: usize, seed: u64) -> Result<TrainValid> {
     if n_valid >= n {
-        return Err(DataError::InvalidArgument(format!(
-            "cannot hold out {n_valid} validation examples from {n}: none would be left to train on"
-        )));
+        let allowed = match n {
+            0 => "cannot be satisfied: the training split is empty".to_owned(),
+            n => format!(
+                "must be in 0..={} (the training split has {n} examples and at least one must be left to train on)",
+                n - 1
+            ),
+        };
+        return Err(DataError::Config {
+            field: "n_valid",
+            value: n_valid.to_string(),
+            allowed,
+        });
     }
     let mut idx = shuffled_indices(n, seed);
     let train = idx.split_off(n_valid);
@@ -216,7 +231,15 @@ mod tests {
             a.valid != (0..20).collect::<Vec<_>>(),
             "validation set is shuffled"
         );
-        assert!(train_valid_split(10, 10, 0).is_err());
+        assert_eq!(
+            train_valid_split(10, 10, 0).unwrap_err().to_string(),
+            "invalid config: `data.n_valid` = 10: must be in 0..=9 (the training split has 10 \
+             examples and at least one must be left to train on)"
+        );
+        assert!(train_valid_split(0, 0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("`data.n_valid` = 0: cannot be satisfied: the training split is empty"));
         assert!(train_valid_split(10, 0, 0).unwrap().valid.is_empty());
     }
 

@@ -11,12 +11,47 @@ use std::time::Instant;
 
 use crate::dataset::RawImages;
 use crate::error::{DataError, Result};
-use crate::mat::{parse_mat, MatArray, MatData};
+use crate::mat::{parse_mat_with, MatArray, MatData, MatLimits};
 
+/// The training file.
 pub const SVHN_TRAIN_FILE: &str = "train_32x32.mat";
+/// The test file.
 pub const SVHN_TEST_FILE: &str = "test_32x32.mat";
+/// The extra training file.
 pub const SVHN_EXTRA_FILE: &str = "extra_32x32.mat";
+/// SVHN classes (digits 0-9).
 pub const SVHN_CLASSES: usize = 10;
+/// Bytes of one SVHN image (32x32 RGB).
+pub const SVHN_IMAGE_BYTES: usize = 32 * 32 * 3;
+/// Images in the released files.
+pub const SVHN_TRAIN_IMAGES: usize = 73_257;
+/// Images in `test_32x32.mat`.
+pub const SVHN_TEST_IMAGES: usize = 26_032;
+/// Images in `extra_32x32.mat`.
+pub const SVHN_EXTRA_IMAGES: usize = 531_131;
+/// The variables an SVHN file holds; any other variable is skipped unread.
+pub const SVHN_VARIABLES: [&str; 2] = ["X", "y"];
+
+/// Most images a file of this name may hold: the released count for the
+/// three official names, the largest of them (`extra`) otherwise.
+pub fn svhn_max_images(path: &Path) -> usize {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(SVHN_TRAIN_FILE) => SVHN_TRAIN_IMAGES,
+        Some(SVHN_TEST_FILE) => SVHN_TEST_IMAGES,
+        _ => SVHN_EXTRA_IMAGES,
+    }
+}
+
+/// The MAT-file limits for an SVHN file of at most `max_images` images:
+/// only `X` and `y` are read, and their data may take at most what `X` as
+/// bytes and `y` as doubles need for that many images (the released
+/// files' storage types), so a small hostile file cannot inflate to more.
+pub fn svhn_mat_limits(max_images: usize) -> MatLimits<'static> {
+    MatLimits {
+        keep: Some(&SVHN_VARIABLES),
+        max_data_bytes: (max_images as u64) * (SVHN_IMAGE_BYTES as u64 + 8),
+    }
+}
 
 /// Converts the `X` and `y` variables of an SVHN file to NCHW images with
 /// labels 0..=9 (label 10 becomes 0).
@@ -49,10 +84,10 @@ pub fn svhn_from_arrays(arrays: &[MatArray], path: &Path) -> Result<RawImages> {
     let mut labels = Vec::with_capacity(count);
     for i in 0..count {
         let v = y.data.get_f64(i).unwrap_or(f64::NAN);
-        if !(v.fract() == 0.0 && (0.0..=10.0).contains(&v)) {
+        if !(v.fract() == 0.0 && (1.0..=10.0).contains(&v)) {
             return Err(DataError::format(
                 path,
-                format!("`y`[{i}] = {v} is not a label in 1..=10"),
+                format!("`y`[{i}] = {v} is not a label in 1..=10 (SVHN stores the digit 0 as 10)"),
             ));
         }
         labels.push(if v == 10.0 { 0 } else { v as i64 });
@@ -110,9 +145,30 @@ pub fn svhn_from_arrays(arrays: &[MatArray], path: &Path) -> Result<RawImages> {
     })
 }
 
-/// Parses the bytes of an SVHN `.mat` file.
+/// Parses the bytes of an SVHN `.mat` file, reading only `X` and `y` and
+/// at most the images [`svhn_max_images`] allows for the file's name.
 pub fn parse_svhn(bytes: &[u8], path: &Path) -> Result<RawImages> {
-    svhn_from_arrays(&parse_mat(bytes, path)?, path)
+    parse_svhn_limited(bytes, path, svhn_max_images(path))
+}
+
+/// Parses the bytes of an SVHN `.mat` file holding at most `max_images`
+/// images; the MAT reader's budget ([`svhn_mat_limits`]) stops a larger
+/// `X` before its data is read or inflated.
+pub fn parse_svhn_limited(bytes: &[u8], path: &Path, max_images: usize) -> Result<RawImages> {
+    let raw = svhn_from_arrays(
+        &parse_mat_with(bytes, path, &svhn_mat_limits(max_images))?,
+        path,
+    )?;
+    if raw.len() > max_images {
+        return Err(DataError::format(
+            path,
+            format!(
+                "holds {} images, a file of this name at most {max_images}",
+                raw.len()
+            ),
+        ));
+    }
+    Ok(raw)
 }
 
 /// Loads one SVHN file (`train_32x32.mat`, `test_32x32.mat`, ...).
@@ -142,7 +198,6 @@ mod tests {
     use super::*;
     use crate::bytes::Endian;
     use crate::mat::write::*;
-    use proptest::prelude::*;
 
     /// X[r, c, ch, n] = 100*n + 30*ch + 4*r + c, for 2 images of 3 channels,
     /// 4 rows, 5 columns, written column-major.
@@ -260,24 +315,93 @@ mod tests {
         assert!(e.contains("`y`[0] = 11 is not a label"), "{e}");
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(96))]
+    fn x_and_y(x_dims: &[usize], x: &[u8], y: &[u8]) -> Vec<MatVar<'static>> {
+        let leak = |v: &[usize]| -> &'static [usize] { Vec::leak(v.to_vec()) };
+        let leak_u8 = |v: &[u8]| -> &'static [u8] { Vec::leak(v.to_vec()) };
+        vec![
+            MatVar {
+                name: "X",
+                class_code: CLASS_UINT8,
+                dims: leak(x_dims),
+                data_type: TYPE_UINT8,
+                data: leak_u8(x),
+            },
+            MatVar {
+                name: "y",
+                class_code: CLASS_UINT8,
+                dims: leak(&[y.len(), 1]),
+                data_type: TYPE_UINT8,
+                data: leak_u8(y),
+            },
+        ]
+    }
 
-        #[test]
-        fn mutated_svhn_files_never_panic(
-            compress in any::<bool>(),
-            cut in 0usize..100,
-            flips in proptest::collection::vec((128usize..330, any::<u8>()), 0..4),
-        ) {
-            let mut f = svhn_file(compress, true);
-            for &(i, b) in &flips {
-                if let Some(x) = f.get_mut(i) { *x = b; }
-            }
-            f.truncate(f.len().saturating_sub(cut));
-            if let Ok(raw) = parse_svhn(&f, Path::new("m")) {
-                prop_assert_eq!(raw.pixels.len(), raw.len() * raw.image_len());
-                prop_assert!(raw.labels.iter().all(|&l| (0..10).contains(&l)));
-            }
+    #[test]
+    fn label_0_is_rejected_naming_file_and_value() {
+        // SVHN stores the digit 0 as 10, so a 0 in `y` is a corrupt file.
+        let file = mat_file(
+            &x_and_y(&[1, 1, 1, 2], &[5, 6], &[10, 0]),
+            Endian::Little,
+            true,
+        );
+        let e = parse_svhn(&file, Path::new("/d/train_32x32.mat"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/d/train_32x32.mat: `y`[1] = 0 is not a label in 1..=10 (SVHN stores the digit 0 as 10)"
+        );
+    }
+
+    #[test]
+    fn only_x_and_y_are_read_and_their_size_is_capped() {
+        // A third variable, larger than the whole budget, is skipped unread.
+        let junk = vec![7u8; 5000];
+        let mut vars = x_and_y(&[1, 1, 1, 2], &[5, 6], &[10, 3]);
+        vars.insert(
+            0,
+            MatVar {
+                name: "junk",
+                class_code: CLASS_UINT8,
+                dims: &[5000, 1],
+                data_type: TYPE_UINT8,
+                data: &junk,
+            },
+        );
+        for compress in [false, true] {
+            let file = mat_file(&vars, Endian::Little, compress);
+            let limits = svhn_mat_limits(2);
+            assert_eq!(limits.max_data_bytes, 2 * (3072 + 8));
+            let arrays = parse_mat_with(&file, Path::new("s.mat"), &limits).unwrap();
+            let names: Vec<_> = arrays.iter().map(|a| a.name.as_str()).collect();
+            assert_eq!(names, ["X", "y"], "compress = {compress}");
+            let raw = parse_svhn_limited(&file, Path::new("s.mat"), 2).unwrap();
+            assert_eq!(raw.labels, vec![0, 3]);
+            let e = parse_svhn_limited(&file, Path::new("s.mat"), 1)
+                .unwrap_err()
+                .to_string();
+            assert_eq!(e, "s.mat: holds 2 images, a file of this name at most 1");
         }
+
+        // test_32x32.mat holds 26032 images: an `X` declaring 26200 (a few
+        // hundred KB of zlib, 80 MB inflated) is refused before its data is
+        // inflated.
+        let n = 26_200;
+        let x = vec![0u8; n * SVHN_IMAGE_BYTES];
+        let y = vec![1u8; n];
+        let file = mat_file(&x_and_y(&[32, 32, 3, n], &x, &y), Endian::Little, true);
+        drop((x, y));
+        assert!(file.len() < 1 << 20, "{} bytes", file.len());
+        let e = parse_svhn(&file, Path::new("/d/test_32x32.mat"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/d/test_32x32.mat: variable `X`: 80486400 data bytes exceed what this file may hold \
+             (80178560 bytes in all, 80178560 left)"
+        );
+        // The same file under the name of the larger training set is fine.
+        let raw = parse_svhn(&file, Path::new("/d/train_32x32.mat")).unwrap();
+        assert_eq!(raw.len(), n);
     }
 }

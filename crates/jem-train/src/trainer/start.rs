@@ -179,12 +179,10 @@ pub fn train(
 ) -> Result<TrainSummary> {
     let cfg = cfg.resolved();
     cfg.check()?;
-    let kind = cfg.data.dataset;
-    let classes = match kind {
-        jem_data::DatasetKind::Cifar100 => cfg.data.cifar100_labels.num_classes(),
-        other => other.num_classes(),
-    };
-    cfg.check_data_shape(kind.image_shape(), classes)?;
+    // Before loading anything big: the data's shape (read from headers for a user's own data)
+    // must fit the model, or the error names both values.
+    let shape = cfg.data.resolve_shape()?;
+    cfg.check_data_shape(shape.image, shape.num_classes)?;
     let data = TrainData::load(&cfg.data)?;
     train_with_data(cfg, data, run_dir, device, observer)
 }
