@@ -47,6 +47,39 @@ pub fn link_libtorch() {
     }
 }
 
+/// Compiles C++ sources against libtorch's ATen headers into a static library `name` linked into
+/// the calling crate (for operators tch does not expose). Uses the libtorch `torch-sys` found,
+/// the C++17 standard and the C++11 ABI of the PyPI wheels (`LIBTORCH_CXX11_ABI`, default 1, as
+/// torch-sys). Call it from `build.rs` after [`link_libtorch`].
+pub fn compile_cpp(name: &str, sources: &[&str]) {
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    for s in sources {
+        println!("cargo:rerun-if-changed={s}");
+    }
+    let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") else {
+        panic!("DEP_TCH_LIBTORCH_LIB is not set: add a direct `torch-sys` dependency");
+    };
+    let lib = PathBuf::from(lib);
+    let lib = std::fs::canonicalize(&lib).unwrap_or(lib);
+    let root = lib
+        .parent()
+        .expect("libtorch's lib directory has a parent")
+        .to_path_buf();
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_string());
+    cc::Build::new()
+        .cpp(true)
+        .files(sources)
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .flag_if_supported("-Wno-unused-parameter")
+        .warnings(false)
+        .opt_level(2)
+        .compile(name);
+}
+
 /// True when the libtorch install at `root` was provisioned with CUDA libraries.
 pub fn has_cuda(root: &Path) -> bool {
     root.join(CUDA_MARKER).is_file() && root.join("lib").join("libtorch_cuda.so").is_file()

@@ -10,6 +10,15 @@ pub type Result<T> = std::result::Result<T, ModelError>;
 /// Everything that can go wrong while configuring, running, saving or loading a model.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// An operator of jem's C++ shim failed (see [`crate::ops`]).
+    #[error("{op}: {message}")]
+    Op {
+        /// The operator.
+        op: &'static str,
+        /// libtorch's message.
+        message: String,
+    },
+
     /// A [`crate::WrnConfig`] field is outside its allowed range.
     #[error("invalid model config: `{field}` = {value}, allowed: {allowed}")]
     InvalidConfig {

@@ -5,10 +5,12 @@ pub mod config;
 pub mod energy;
 pub mod error;
 pub mod io;
+pub mod ops;
 pub mod wrn;
 
 pub use config::{Norm, WrnConfig};
 pub use energy::JointEnergyModel;
 pub use error::{ModelError, Result};
 pub use io::{load_safetensors, save_safetensors};
+pub use ops::Precision;
 pub use wrn::{parameter_count, variable_shapes, WideResNet};

@@ -179,10 +179,9 @@ impl NormLayer {
     }
 }
 
-/// LeakyReLU with an arbitrary slope; tch only exposes the fixed-slope (0.01) variant.
+/// LeakyReLU with an arbitrary slope: ATen's fused kernel through jem's shim.
 fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    let positive = x.f_ge(0.0)?;
-    Ok(x.f_where_self(&positive, &x.f_mul_scalar(slope)?)?)
+    crate::ops::leaky_relu(x, slope)
 }
 
 /// Pre-activation block: norm → act → conv3x3 → dropout → norm → act → conv3x3(stride),

@@ -221,11 +221,7 @@ pub(crate) fn run_chain(
         });
     }
     // A zero-step run never evaluated the start; it is the end.
-    let before = logp_per_step
-        .first()
-        .copied()
-        .or(after)
-        .unwrap_or(f64::NAN);
+    let before = logp_per_step.first().copied().or(after).unwrap_or(f64::NAN);
     tracing::debug!(
         steps,
         log_density_before = before,

@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use jem_data::DataConfig;
-use jem_model::WrnConfig;
+use jem_model::{Precision, WrnConfig};
 use jem_sampler::{BufferConfig, SgldConfig};
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +193,11 @@ pub struct TrainConfig {
     pub energy_l2: f64,
     /// Clip the global L2 norm of the parameter gradient to this value.
     pub grad_clip: Option<f64>,
+    /// Arithmetic of the SGLD passes: `fp32`, or `bf16` (bfloat16 autocast; about 1.7-2x faster
+    /// SGLD steps on CPUs with AVX-512 BF16, measured on WRN-10-1 and WRN-10-2).
+    pub sgld_precision: Precision,
+    /// Arithmetic of the training passes (forward and backward of the loss): `fp32` or `bf16`.
+    pub train_precision: Precision,
     /// Iterations between diagnostics lines in `metrics.jsonl`.
     pub log_every: u64,
     /// Iterations between periodic `last.ckpt` writes (0 = only at epoch ends and the end).
@@ -234,6 +239,8 @@ impl Default for TrainConfig {
             px_weight: 1.0,
             energy_l2: 0.0,
             grad_clip: None,
+            sgld_precision: Precision::Fp32,
+            train_precision: Precision::Fp32,
             log_every: 100,
             checkpoint_every: 1000,
             sample_every: 0,

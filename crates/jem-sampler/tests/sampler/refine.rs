@@ -74,7 +74,11 @@ fn refinement_without_graph_is_detached_and_moves_uphill() {
     assert!(!refined.requires_grad());
     assert!(stats.log_density_after.unwrap() > stats.log_density_before);
     let logp = to_vec1(&smooth(&refined).unwrap());
-    assert_relative_eq!(logp[0], stats.log_density_after.unwrap(), max_relative = 1e-12);
+    assert_relative_eq!(
+        logp[0],
+        stats.log_density_after.unwrap(),
+        max_relative = 1e-12
+    );
 }
 
 #[test]

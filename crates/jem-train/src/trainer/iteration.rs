@@ -50,6 +50,21 @@ struct Forward {
     energies: Option<(Tensor, Tensor)>,
 }
 
+impl Forward {
+    /// The outputs in float32 (the loss is computed in float32 whatever the passes ran in).
+    fn to_float(self) -> Result<Self> {
+        let f = |t: Tensor| t.f_to_kind(Kind::Float);
+        Ok(Self {
+            logits: f(self.logits)?,
+            labels: self.labels,
+            energies: match self.energies {
+                Some((d, q)) => Some((f(d)?, f(q)?)),
+                None => None,
+            },
+        })
+    }
+}
+
 impl Trainer<'_> {
     /// Batch `pos` of `epoch` of the (unlabelled) training order.
     fn data_batch(&mut self, epoch: usize, pos: u64) -> Result<(Tensor, Tensor)> {
@@ -108,10 +123,28 @@ impl Trainer<'_> {
     ) -> Result<std::result::Result<Samples, Divergence>> {
         let conditional = self.samples_conditionally();
         let model = &self.model;
+        let (precision, device) = (self.cfg.train.sgld_precision, self.device);
         let chains = self.chains.as_mut().expect("sampling modes have chains");
-        let marginal = |x: &Tensor| model.log_px(x, false).map_err(SamplerError::density);
-        let per_class =
-            FromLogits(|x: &Tensor| model.logits(x, false).map_err(SamplerError::density));
+        // The network runs in the SGLD precision; the energies the chains climb are float32.
+        let float = |t: jem_model::Result<Tensor>| -> jem_sampler::Result<Tensor> {
+            t.and_then(|t| Ok(t.f_to_kind(Kind::Float)?))
+                .map_err(SamplerError::density)
+        };
+        let marginal = |x: &Tensor| {
+            float(
+                precision
+                    .run(device, || model.logits(x, false))
+                    .and_then(|r| r),
+            )
+            .and_then(|logits| Ok(log_px_from_logits(&logits).map_err(SamplerError::density)?))
+        };
+        let per_class = FromLogits(|x: &Tensor| {
+            float(
+                precision
+                    .run(device, || model.logits(x, false))
+                    .and_then(|r| r),
+            )
+        });
         let energy = if conditional {
             Energy::Conditional(&per_class)
         } else {
@@ -255,7 +288,14 @@ impl Trainer<'_> {
             Some((xl, yl)) => Some((xl, yl.f_to_device(self.device)?)),
             None => None,
         };
-        let fwd = self.forward(&x_d, &y_d, labeled.as_ref(), samples.as_ref())?;
+        let fwd = self
+            .cfg
+            .train
+            .train_precision
+            .run(self.device, || {
+                self.forward(&x_d, &y_d, labeled.as_ref(), samples.as_ref())
+            })??
+            .to_float()?;
         let weights = ObjectiveWeights::from(&self.cfg.train);
         let energies = fwd.energies.as_ref().map(|(d, q)| Energies {
             data: d,
