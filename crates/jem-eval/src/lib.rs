@@ -17,7 +17,7 @@ mod input;
 #[cfg(feature = "torch")]
 pub mod model_eval;
 pub mod ood;
-//pub mod plot;
+pub mod plot;
 
 /// The `ndarray` version the metrics take their views from.
 pub use ndarray;
