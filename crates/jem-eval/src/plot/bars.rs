@@ -11,8 +11,7 @@ use super::chart::{
     Painter, XTicks,
 };
 use super::{
-    check_nonempty, check_series_finite, series_color, Figure, Frame, PlotResult, PlotStyle,
-    AXIS_COLOR,
+    check_nonempty, check_series, series_color, Figure, Frame, PlotResult, PlotStyle, AXIS_COLOR,
 };
 use crate::error::EvalError;
 
@@ -55,7 +54,8 @@ fn validate(categories: &[String], groups: &[BarGroup]) -> PlotResult<()> {
             }
             .into());
         }
-        check_series_finite("groups", i, &g.label, "values", g.values.iter().copied())?;
+        let values = g.values.iter().copied();
+        check_series(("groups", i, &g.label, "values"), g.values.len(), values)?;
     }
     Ok(())
 }
@@ -98,43 +98,31 @@ impl Painter for Bars<'_> {
                 .label(group.label.as_str())
                 .legend(swatch(fonts, fill));
             // A background-coloured edge keeps neighbouring bars apart.
-            drawn(
-                chart.draw_series(
-                    bars.iter()
-                        .map(|&r| Rectangle::new(r, WHITE.stroke_width(1))),
-                ),
-            )?;
-            for (c, &v) in group.values.iter().enumerate() {
-                let (x0, x1) = bar_span(c, g, groups.len());
-                let label = format_value(v);
-                let (element, extent) = value_label(chart, &label, v < 0.0, bar_px, fonts)?;
+            let edge = WHITE.stroke_width(1);
+            drawn(chart.draw_series(bars.iter().map(|&r| Rectangle::new(r, edge))))?;
+            for ([(x0, _), (x1, v)], label) in bars
+                .into_iter()
+                .zip(group.values.iter().map(|&v| format_value(v)))
+            {
+                let Some((element, (across, along))) =
+                    value_label(chart, &label, v < 0.0, bar_px, fonts)?
+                else {
+                    continue;
+                };
                 let x = (x0 + x1) / 2.0;
                 drawn(chart.draw_series(std::iter::once(EmptyElement::at((x, v)) + element)))?;
+                // The label's pixels, beyond the bar's end.
                 let (cx, cy) = frame.px(x, v);
-                let (half, h) = (extent.0 / 2, extent.1);
-                ink.push(if v < 0.0 {
-                    Ink {
-                        x0: cx - half,
-                        y0: cy,
-                        x1: cx + half,
-                        y1: cy + h,
-                    }
-                } else {
-                    Ink {
-                        x0: cx - half,
-                        y0: cy - h,
-                        x1: cx + half,
-                        y1: cy,
-                    }
-                });
+                let end = if v < 0.0 { cy + along } else { cy - along };
+                ink.push(Ink::pixels(
+                    (cx - across / 2, cy.min(end)),
+                    (cx + across / 2, cy.max(end)),
+                ));
             }
         }
         if lo < 0.0 {
-            let zero = PathElement::new(
-                [(0.0, 0.0), (categories.len() as f64, 0.0)],
-                rgb(AXIS_COLOR),
-            );
-            drawn(chart.draw_series(std::iter::once(zero)))?;
+            let zero = [(0.0, 0.0), (categories.len() as f64, 0.0)];
+            drawn(chart.draw_series(std::iter::once(PathElement::new(zero, rgb(AXIS_COLOR)))))?;
         }
         Ok(Painted {
             ink,
@@ -147,8 +135,10 @@ impl Painter for Bars<'_> {
 /// groups' bars stand side by side, group `g` in [`series_color`]`(g)`, each
 /// from 0 to its value with the value written above it (below it for a
 /// negative value) with three significant digits, in smaller type or turned
-/// upright when the bar is too narrow. The y range covers 0 and every value
-/// with room for the labels and the legend, which names the groups.
+/// upright when the bar is too narrow (and left out when even that does not
+/// fit). The y range covers 0 and every value with room for the labels and
+/// the legend (which names the groups), as far as 0.8 times the values'
+/// span beyond them.
 /// Category names too long for their slot are set smaller, then cut with an
 /// ellipsis.
 ///
@@ -181,7 +171,7 @@ pub fn bar_chart_figure(
         y_label,
         x_range: (0.0, categories.len() as f64),
         y_range: (
-            if lo < 0.0 { lo - 0.15 * span } else { 0.0 },
+            if lo < 0.0 { lo - extra * span } else { 0.0 },
             if hi > 0.0 { hi + extra * span } else { 0.0 },
         ),
         x_ticks: XTicks::Categories(categories),
@@ -194,45 +184,51 @@ pub fn bar_chart_figure(
 type Label = Text<'static, (i32, i32), String>;
 
 /// The value label of a bar, relative to the bar's end, and the pixels it
-/// spans (across, along the bar): set at the largest size down to 60 % that
-/// fits the bar's width, else turned upright at full size.
+/// spans (across, along the bar): the largest size down to 60 % at which it
+/// fits the bar's width, else turned upright at the largest size down to
+/// 70 % at which its height does; `None` when neither fits.
 fn value_label(
     chart: &Chart<'_, '_>,
     text: &str,
     below: bool,
     bar_px: f64,
     fonts: &Fonts,
-) -> PlotResult<(Label, (i64, i64))> {
-    let area = chart.plotting_area();
+) -> PlotResult<Option<(Label, (i64, i64))>> {
     let gap = (0.25 * fonts.small).round() as i32;
-    let mut size = fonts.small;
-    while size > 0.6 * fonts.small {
-        let (w, h) = drawn(area.estimate_text_size(text, &text_style(size)))?;
-        if f64::from(w) <= bar_px + 2.0 {
-            let anchor = Pos::new(HPos::Center, if below { VPos::Top } else { VPos::Bottom });
-            let offset = if below { gap } else { -gap };
-            let style = text_style(size).pos(anchor);
-            return Ok((
-                Text::new(text.to_string(), (0, offset), style),
-                (i64::from(w), i64::from(h) + i64::from(gap)),
-            ));
-        }
-        size *= 0.9;
-    }
-    let (w, h) = drawn(area.estimate_text_size(text, &text_style(fonts.small)))?;
+    let offset = if below { gap } else { -gap };
     // Turned by a quarter, text runs up from a positive bar, down from a negative one.
-    let (transform, offset) = if below {
-        (FontTransform::Rotate90, gap)
+    let upright = if below {
+        FontTransform::Rotate90
     } else {
-        (FontTransform::Rotate270, -gap)
+        FontTransform::Rotate270
     };
-    let style = text_style(fonts.small)
-        .transform(transform)
-        .pos(Pos::new(HPos::Left, VPos::Center));
-    Ok((
-        Text::new(text.to_string(), (0, offset), style),
-        (i64::from(h), i64::from(w) + i64::from(gap)),
-    ))
+    let level = Pos::new(HPos::Center, if below { VPos::Top } else { VPos::Bottom });
+    for (min, turned) in [(0.6, false), (0.7, true)] {
+        let mut size = fonts.small;
+        while size >= min * fonts.small {
+            let (w, h) = drawn(
+                chart
+                    .plotting_area()
+                    .estimate_text_size(text, &text_style(size)),
+            )?;
+            let (across, along) = if turned { (h, w) } else { (w, h) };
+            if f64::from(across) <= bar_px + 2.0 {
+                let style = match turned {
+                    true => text_style(size)
+                        .transform(upright)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                    false => text_style(size).pos(level),
+                };
+                let label = Text::new(text.to_string(), (0, offset), style);
+                return Ok(Some((
+                    label,
+                    (i64::from(across), i64::from(along) + i64::from(gap)),
+                )));
+            }
+            size *= 0.9;
+        }
+    }
+    Ok(None)
 }
 
 /// [`bar_chart_figure`] at [`PlotStyle::default`], written as a PNG to

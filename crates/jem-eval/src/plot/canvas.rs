@@ -52,6 +52,8 @@ fn layout(text: &str, size: f64) -> Option<(Vec<ab_glyph::Glyph>, (f32, f32))> {
 }
 
 /// plotters' bitmap backend with correctly set text (see the module docs).
+/// Paths, circles and polygons come from the trait's default methods, which
+/// the bitmap backend does not override either.
 pub(super) struct Canvas<'a>(pub BitMapBackend<'a>);
 
 impl DrawingBackend for Canvas<'_> {
@@ -94,32 +96,6 @@ impl DrawingBackend for Canvas<'_> {
         fill: bool,
     ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
         self.0.draw_rect(upper_left, bottom_right, style, fill)
-    }
-
-    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-        &mut self,
-        path: I,
-        style: &S,
-    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_path(path, style)
-    }
-
-    fn draw_circle<S: BackendStyle>(
-        &mut self,
-        center: BackendCoord,
-        radius: u32,
-        style: &S,
-        fill: bool,
-    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.draw_circle(center, radius, style, fill)
-    }
-
-    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
-        &mut self,
-        vert: I,
-        style: &S,
-    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
-        self.0.fill_polygon(vert, style)
     }
 
     fn blit_bitmap(

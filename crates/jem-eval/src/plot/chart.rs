@@ -1,40 +1,35 @@
 //! What every plot shares: the bundled font, the page layout (title, axis
-//! labels and tick labels sized to their text), compact tick labels, the
-//! legend in the corner where it hides the least data, and the hand-over of
-//! plotters' pixels as a [`Figure`].
+//! labels and tick labels sized to their text), the legend in the corner
+//! where it hides the least data, and plotters' pixels handed over as a
+//! [`Figure`].
 
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::element::MultiLineText;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::canvas::Canvas;
-use super::{
-    Figure, Frame, PlotError, PlotResult, PlotStyle, AXIS_COLOR, BACKGROUND, FONT_FAMILY,
-    GRID_COLOR, LEGEND_BORDER, TEXT_COLOR,
-};
+use super::{Figure, Frame, PlotError, PlotResult, PlotStyle, FONT_FAMILY};
+use super::{AXIS_COLOR, BACKGROUND, GRID_COLOR, LEGEND_BORDER, TEXT_COLOR};
 use crate::error::EvalError;
 
 /// DejaVu Sans 2.37 (see `fonts/LICENSE`).
 pub(super) static FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
 
-/// Registers the bundled font with plotters once per process.
+/// Registers the bundled font with plotters (which measures text with it)
+/// once per process.
 fn register_font() -> PlotResult<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT).is_ok()
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(PlotError::Draw(
-            "the bundled font fonts/DejaVuSans.ttf could not be parsed".into(),
-        ))
-    }
+    ok.then_some(())
+        .ok_or_else(|| PlotError::Draw("the bundled fonts/DejaVuSans.ttf is unreadable".into()))
 }
 
 /// plotters' colour for an `image` pixel colour.
@@ -67,49 +62,32 @@ pub(super) struct Fonts {
     pub mark: i32,
 }
 
-impl Fonts {
-    fn of(style: &PlotStyle) -> Self {
-        let size = f64::from(style.font_size);
-        Self {
-            title: 1.25 * size,
-            label: size,
-            small: 0.9 * size,
-            swatch: (2.4 * size).round() as i32,
-            mark: (1.8 * size).round() as i32,
-        }
-    }
-}
-
-/// An `f64` axis with ticks chosen by us (plotters' own algorithm for
-/// numeric axes, or category centres), and no minor grid lines.
-pub(super) struct Ticked {
-    inner: RangedCoordf64,
-    ticks: Vec<f64>,
-}
+/// An `f64` axis with the ticks we chose, and no minor grid lines.
+pub(super) struct Ticked(RangedCoordf64, Vec<f64>);
 
 impl Ranged for Ticked {
     type FormatOption = DefaultFormatting;
     type ValueType = f64;
 
     fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        self.inner.map(value, limit)
+        self.0.map(value, limit)
     }
 
     fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
         if hint.weight().allow_light_points() {
             Vec::new()
         } else {
-            self.ticks.clone()
+            self.1.clone()
         }
     }
 
     fn range(&self) -> Range<f64> {
-        self.inner.range()
+        self.0.range()
     }
 }
 
-/// The chart type every plot draws on: borrowed for `'a` from a drawing
-/// area on a pixel buffer borrowed for `'b`.
+/// The chart every plot draws on: borrowed for `'a` from a drawing area on
+/// a pixel buffer borrowed for `'b`.
 pub(super) type Chart<'a, 'b> = ChartContext<'a, Canvas<'b>, Cartesian2d<Ticked, Ticked>>;
 
 /// How the x axis is labelled.
@@ -122,7 +100,7 @@ pub(super) enum XTicks<'a> {
     Categories(&'a [String]),
 }
 
-/// Titles, ranges and ticks of one figure.
+/// Titles, ranges and ticks of one figure (`y_ticks: None`: plotters' round values).
 pub(super) struct Layout<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
@@ -130,71 +108,63 @@ pub(super) struct Layout<'a> {
     pub x_range: (f64, f64),
     pub y_range: (f64, f64),
     pub x_ticks: XTicks<'a>,
-    /// `None`: round values chosen by plotters.
     pub y_ticks: Option<Vec<f64>>,
 }
 
 /// A pixel rectangle `[x0, x1] × [y0, y1]` covered by data, which the
 /// legend should avoid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Ink {
-    pub x0: i64,
-    pub y0: i64,
-    pub x1: i64,
-    pub y1: i64,
-}
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ink([i64; 4]);
 
 impl Ink {
-    /// The pixels of the data rectangle `[x0, x1] × [y0, y1]`.
-    pub fn rect(frame: &Frame, (x0, y0): (f64, f64), (x1, y1): (f64, f64)) -> Self {
-        let (a, b) = (frame.px(x0, y0), frame.px(x1, y1));
-        Self {
-            x0: a.0.min(b.0),
-            y0: a.1.min(b.1),
-            x1: a.0.max(b.0),
-            y1: a.1.max(b.1),
-        }
+    /// The pixels of the data rectangle with corners `a` and `b`.
+    pub fn rect(frame: &Frame, a: (f64, f64), b: (f64, f64)) -> Self {
+        let (a, b) = (frame.px(a.0, a.1), frame.px(b.0, b.1));
+        Self([a.0.min(b.0), a.1.min(b.1), a.0.max(b.0), a.1.max(b.1)])
     }
 
-    /// Small squares every few pixels along the polyline through `points`.
-    pub fn polyline(frame: &Frame, points: &[(f64, f64)], radius: i64) -> Vec<Self> {
-        let pixels: Vec<(f64, f64)> = points
+    /// The pixels from `(x0, y0)` to `(x1, y1)`.
+    pub fn pixels((x0, y0): (i64, i64), (x1, y1): (i64, i64)) -> Self {
+        Self([x0, y0, x1, y1])
+    }
+
+    /// The pixels within `r` of `(x, y)`.
+    pub fn around((x, y): (i64, i64), r: i64) -> Self {
+        Self([x - r, y - r, x + r, y + r])
+    }
+
+    /// Squares of half-size `r` every few pixels along the polyline.
+    pub fn polyline(frame: &Frame, points: &[(f64, f64)], r: i64) -> Vec<Self> {
+        let px: Vec<(f64, f64)> = points
             .iter()
             .map(|&(x, y)| (frame.x_px(x), frame.y_px(y)))
             .collect();
-        let mut out = Vec::new();
-        let mut dot = |x: f64, y: f64| {
-            let (x, y) = (x.round() as i64, y.round() as i64);
-            out.push(Self {
-                x0: x - radius,
-                y0: y - radius,
-                x1: x + radius,
-                y1: y + radius,
-            });
-        };
-        for &(x, y) in pixels.iter().take(1) {
-            dot(x, y);
-        }
-        for pair in pixels.windows(2) {
-            let ((xa, ya), (xb, yb)) = (pair[0], pair[1]);
+        let mut out = vec![Self::around(frame.px(points[0].0, points[0].1), r)];
+        for w in px.windows(2) {
+            let ((xa, ya), (xb, yb)) = (w[0], w[1]);
             let steps = ((xb - xa).hypot(yb - ya) / 3.0).ceil().max(1.0) as usize;
-            for k in 1..=steps {
+            out.extend((1..=steps).map(|k| {
                 let t = k as f64 / steps as f64;
-                dot(xa + t * (xb - xa), ya + t * (yb - ya));
-            }
+                let at = (xa + t * (xb - xa), ya + t * (yb - ya));
+                Self::around((at.0.round() as i64, at.1.round() as i64), r)
+            }));
         }
         out
     }
 
-    fn overlap(&self, other: &Self) -> i64 {
-        let w = self.x1.min(other.x1) - self.x0.max(other.x0) + 1;
-        let h = self.y1.min(other.y1) - self.y0.max(other.y0) + 1;
+    fn area(&self) -> i64 {
+        (self.0[2] - self.0[0] + 1).max(0) * (self.0[3] - self.0[1] + 1).max(0)
+    }
+
+    fn overlap(&self, o: &Self) -> i64 {
+        let w = self.0[2].min(o.0[2]) - self.0[0].max(o.0[0]) + 1;
+        let h = self.0[3].min(o.0[3]) - self.0[1].max(o.0[1]) + 1;
         w.max(0) * h.max(0)
     }
 }
 
-/// What a figure's series painter did: where its data is, and the labels it
-/// gave its series (in order; none means no legend).
+/// What a figure's painter did: where its data is, and the labels it gave
+/// its series, in order (none: no legend).
 pub(super) struct Painted {
     pub ink: Vec<Ink>,
     pub legend: Vec<String>,
@@ -211,7 +181,7 @@ pub(super) trait Painter {
     ) -> PlotResult<Painted>;
 }
 
-/// A legend swatch: a filled bar of the swatch width, centred on the line.
+/// A legend swatch: a filled bar, centred on the legend line.
 pub(super) fn swatch(
     fonts: &Fonts,
     style: ShapeStyle,
@@ -220,34 +190,9 @@ pub(super) fn swatch(
     move |(x, y)| Rectangle::new([(x, y - h), (x + w, y + h)], style)
 }
 
-/// Renders `layout` and `painter` into a figure of `style`'s size, with the
-/// legend in the corner of least overlap; returns that overlap (in pixels)
-/// too, so callers can retry with more headroom.
-pub(super) fn render(
-    style: &PlotStyle,
-    layout: &Layout<'_>,
-    painter: &mut impl Painter,
-) -> PlotResult<(Figure, i64)> {
-    style.validate()?;
-    register_font()?;
-    let fonts = Fonts::of(style);
-    let (w, h) = (style.width, style.height);
-    let mut buffer = vec![0u8; w as usize * h as usize * 3];
-    let (frame, cost) = {
-        let root = Canvas(BitMapBackend::with_buffer(&mut buffer, (w, h))).into_drawing_area();
-        drawn(root.fill(&rgb(BACKGROUND)))?;
-        let result = draw_page(&root, style, &fonts, layout, painter)?;
-        drawn(root.present())?;
-        result
-    };
-    let image = image::RgbImage::from_raw(w, h, buffer)
-        .ok_or_else(|| PlotError::Draw("plotters returned a buffer of the wrong size".into()))?;
-    Ok((Figure { image, frame }, cost))
-}
-
 /// Renders the layouts in turn (e.g. with growing headroom above the data)
-/// until the legend hides no data, and returns the figure whose legend hides
-/// the least.
+/// until the legend hides no data and no data sticks out of the plot area,
+/// and returns the figure where the least does.
 pub(super) fn render_best<'a>(
     style: &PlotStyle,
     layouts: impl IntoIterator<Item = Layout<'a>>,
@@ -267,48 +212,64 @@ pub(super) fn render_best<'a>(
         .ok_or_else(|| PlotError::Draw("no layout to render".into()))
 }
 
-type Root<'b> = DrawingArea<Canvas<'b>, plotters::coord::Shift>;
+/// Renders one layout; returns the figure and how many data pixels its
+/// legend hides or fall outside the plot area.
+pub(super) fn render(
+    style: &PlotStyle,
+    layout: &Layout<'_>,
+    painter: &mut impl Painter,
+) -> PlotResult<(Figure, i64)> {
+    style.validate()?;
+    register_font()?;
+    let size = f64::from(style.font_size);
+    let fonts = Fonts {
+        title: 1.25 * size,
+        label: size,
+        small: 0.9 * size,
+        swatch: (2.4 * size).round() as i32,
+        mark: (1.8 * size).round() as i32,
+    };
+    let (w, h) = (style.width, style.height);
+    let mut buffer = vec![0u8; w as usize * h as usize * 3];
+    let (frame, cost) = {
+        let root = Canvas(BitMapBackend::with_buffer(&mut buffer, (w, h))).into_drawing_area();
+        drawn(root.fill(&rgb(BACKGROUND)))?;
+        let result = draw_page(&root, style, &fonts, layout, painter)?;
+        drawn(root.present())?;
+        result
+    };
+    let image = image::RgbImage::from_raw(w, h, buffer)
+        .ok_or_else(|| PlotError::Draw("plotters returned a buffer of the wrong size".into()))?;
+    Ok((Figure { image, frame }, cost))
+}
+
+type Root<'b> = DrawingArea<Canvas<'b>, Shift>;
 
 fn text_width(root: &Root<'_>, text: &str, size: f64) -> PlotResult<i64> {
-    if text.is_empty() {
-        return Ok(0);
-    }
     Ok(i64::from(
         drawn(root.estimate_text_size(text, &text_style(size)))?.0,
     ))
 }
 
-/// `text` at the largest size in `[min, size]` (in steps of 5 %) whose width
-/// is at most `room`; at `min`, cut with an ellipsis until it fits.
-fn fit_text(
-    root: &Root<'_>,
-    text: &str,
-    size: f64,
-    min: f64,
-    room: i64,
-) -> PlotResult<(String, f64)> {
+/// The largest size in `[min, size]` (in 5 % steps) at which `text` is at
+/// most `room` wide.
+fn fitting_size(root: &Root<'_>, text: &str, size: f64, min: f64, room: i64) -> PlotResult<f64> {
     let mut s = size;
     while s > min && text_width(root, text, s)? > room {
         s = (s * 0.95).max(min);
     }
-    let mut fitted = text.to_string();
+    Ok(s)
+}
+
+/// `text`, cut with an ellipsis until it is at most `room` wide at `size`.
+fn cut_to_fit(root: &Root<'_>, text: &str, size: f64, room: i64) -> PlotResult<String> {
     let mut chars: Vec<char> = text.chars().collect();
-    while !chars.is_empty() && text_width(root, &fitted, s)? > room {
+    let mut fitted = text.to_string();
+    while !chars.is_empty() && text_width(root, &fitted, size)? > room {
         chars.pop();
         fitted = chars.iter().collect::<String>().trim_end().to_string() + "…";
     }
-    Ok((fitted, s))
-}
-
-fn cramped(style: &PlotStyle, why: String) -> PlotError {
-    PlotError::Input(EvalError::InvalidParameter {
-        arg: "style",
-        value: format!(
-            "{}x{} pixels with {}-pixel text ({why})",
-            style.width, style.height, style.font_size
-        ),
-        reason: "the plot area must be at least 3 text heights wide and high",
-    })
+    Ok(fitted)
 }
 
 fn draw_page(
@@ -319,85 +280,86 @@ fn draw_page(
     painter: &mut impl Painter,
 ) -> PlotResult<(Frame, i64)> {
     let (w, h) = (i64::from(style.width), i64::from(style.height));
-    let size = f64::from(style.font_size);
-    let auto = |(lo, hi): (f64, f64), n: usize| RangedCoordf64::from(lo..hi).key_points(n);
-
-    let y_ticks = layout.y_ticks.clone().unwrap_or_else(|| {
-        auto(
-            layout.y_range,
-            (h / (3 * i64::from(style.font_size))).clamp(2, 10) as usize,
-        )
-    });
+    let em = i64::from(style.font_size);
+    let auto = |(lo, hi): (f64, f64), n: i64| {
+        RangedCoordf64::from(lo..hi).key_points(n.clamp(2, 10) as usize)
+    };
+    let y_ticks = layout
+        .y_ticks
+        .clone()
+        .unwrap_or_else(|| auto(layout.y_range, h / (3 * em)));
+    let (x_ticks, mut x_labels) = match &layout.x_ticks {
+        XTicks::Auto => {
+            let ticks = auto(layout.x_range, w / (6 * em));
+            let labels = tick_labels(&ticks);
+            (ticks, labels)
+        }
+        XTicks::Fixed(ticks) => (ticks.clone(), tick_labels(ticks)),
+        XTicks::Categories(names) => (
+            (0..names.len()).map(|k| k as f64 + 0.5).collect(),
+            names.to_vec(),
+        ),
+    };
     let y_labels = tick_labels(&y_ticks);
     let mut y_label_width = 0;
     for label in &y_labels {
         y_label_width = y_label_width.max(text_width(root, label, fonts.small)?);
     }
 
-    let (x_ticks, mut x_labels, mut x_tick_size) = match &layout.x_ticks {
-        XTicks::Auto => {
-            let ticks = auto(
-                layout.x_range,
-                (w / (6 * i64::from(style.font_size))).clamp(2, 10) as usize,
-            );
-            let labels = tick_labels(&ticks);
-            (ticks, labels, fonts.small)
-        }
-        XTicks::Fixed(ticks) => (ticks.clone(), tick_labels(ticks), fonts.small),
-        XTicks::Categories(names) => (
-            (0..names.len()).map(|k| k as f64 + 0.5).collect(),
-            names.to_vec(),
-            fonts.small,
-        ),
-    };
-
-    let margin = (0.6 * size).round() as i64;
-    let last_x_label = x_labels
+    // Margins, label areas and the title, all sized to their text.
+    let margin = (0.6 * fonts.label).round() as i64;
+    let last_x = x_labels
         .last()
-        .map_or(Ok(0), |l| text_width(root, l, x_tick_size))?;
-    let right = margin.max(last_x_label / 2 + 2);
-    let y_area = y_label_width
-        + (0.6 * size) as i64
-        + if layout.y_label.is_empty() {
+        .map_or(Ok(0), |l| text_width(root, l, fonts.small))?;
+    let right = margin.max(last_x / 2 + 2);
+    let room_for = |label: &str, factor: f64| {
+        if label.is_empty() {
             0
         } else {
-            (1.5 * fonts.label) as i64
-        };
-    let x_area = (1.6 * fonts.small) as i64
-        + if layout.x_label.is_empty() {
-            0
-        } else {
-            (1.4 * fonts.label) as i64
-        };
-
-    let (title, title_size) =
-        fit_text(root, layout.title, fonts.title, fonts.label, w - 2 * margin)?;
+            (factor * fonts.label) as i64
+        }
+    };
+    let y_area = y_label_width + margin + room_for(layout.y_label, 1.5);
+    let x_area = (1.6 * fonts.small) as i64 + room_for(layout.x_label, 1.4);
+    let title_size = fitting_size(root, layout.title, fonts.title, fonts.label, w - 2 * margin)?;
+    let title = cut_to_fit(root, layout.title, title_size, w - 2 * margin)?;
     let title_h = if title.is_empty() {
         0
     } else {
         (1.2 * title_size) as i64 + 5
     };
-    let plot_w = w - margin - y_area - right;
-    let plot_h = h - margin - title_h - x_area - margin;
-    let min = 3 * i64::from(style.font_size);
-    if plot_w < min || plot_h < min {
-        return Err(cramped(
-            style,
-            format!("{plot_w}x{plot_h} pixels left for the data"),
-        ));
+    let (plot_w, plot_h) = (
+        w - margin - y_area - right,
+        h - 2 * margin - title_h - x_area,
+    );
+    if plot_w < 3 * em || plot_h < 3 * em {
+        return Err(EvalError::InvalidParameter {
+            arg: "style",
+            value: format!(
+                "{}x{} pixels with {em}-pixel text ({plot_w}x{plot_h} left for the data)",
+                style.width, style.height
+            ),
+            reason: "the plot area must be at least 3 text heights wide and high",
+        }
+        .into());
     }
 
+    // Category names share one size, the largest down to 75 % at which
+    // they fit their slots; longer ones are cut.
+    let mut x_size = fonts.small;
     if let XTicks::Categories(_) = layout.x_ticks {
-        // Shrink category names, then cut them, to fit their slots.
         let slot = plot_w / x_labels.len() as i64 - 4;
-        let mut smallest = x_tick_size;
         for label in &x_labels {
-            smallest =
-                smallest.min(fit_text(root, label, x_tick_size, 0.75 * fonts.small, slot)?.1);
+            x_size = x_size.min(fitting_size(
+                root,
+                label,
+                fonts.small,
+                0.75 * fonts.small,
+                slot,
+            )?);
         }
-        x_tick_size = smallest;
         for label in &mut x_labels {
-            *label = fit_text(root, label, x_tick_size, x_tick_size, slot)?.0;
+            *label = cut_to_fit(root, label, x_size, slot)?;
         }
     }
 
@@ -412,20 +374,18 @@ fn draw_page(
     if !title.is_empty() {
         builder.caption(&title, text_style(title_size));
     }
-    let axis = |(lo, hi): (f64, f64), ticks: Vec<f64>| Ticked {
-        inner: RangedCoordf64::from(lo..hi),
-        ticks,
-    };
+    let axis =
+        |(lo, hi): (f64, f64), ticks: &[f64]| Ticked(RangedCoordf64::from(lo..hi), ticks.to_vec());
     let mut chart = drawn(builder.build_cartesian_2d(
-        axis(layout.x_range, x_ticks.clone()),
-        axis(layout.y_range, y_ticks.clone()),
+        axis(layout.x_range, &x_ticks),
+        axis(layout.y_range, &y_ticks),
     ))?;
 
     let label_of = |ticks: &[f64], labels: &[String], v: f64| {
-        ticks
+        let i = ticks
             .iter()
-            .position(|t| (t - v).abs() <= 1e-9 * (1.0 + t.abs()))
-            .map_or_else(String::new, |i| labels[i].clone())
+            .position(|t| (t - v).abs() <= 1e-9 * (1.0 + t.abs()));
+        i.map_or_else(String::new, |i| labels[i].clone())
     };
     let x_formatter = |v: &f64| label_of(&x_ticks, &x_labels, *v);
     let y_formatter = |v: &f64| label_of(&y_ticks, &y_labels, *v);
@@ -435,7 +395,7 @@ fn draw_page(
         .axis_style(rgb(AXIS_COLOR))
         .x_labels(x_ticks.len())
         .y_labels(y_ticks.len())
-        .x_label_style(text_style(x_tick_size))
+        .x_label_style(text_style(x_size))
         .y_label_style(text_style(fonts.small))
         .x_label_formatter(&x_formatter)
         .y_label_formatter(&y_formatter)
@@ -462,59 +422,60 @@ fn draw_page(
         y_range: layout.y_range,
     };
     let painted = painter.paint(&mut chart, &frame, fonts)?;
-    let cost = if painted.legend.is_empty() {
-        0
-    } else {
-        draw_legend(&mut chart, &frame, fonts, &painted.legend, &painted.ink)?
+    // Data (e.g. a bar's value label) sticking out of the plot area costs
+    // as much as data hidden by the legend.
+    let inside = Ink([frame.left, frame.top, frame.right, frame.bottom]);
+    let outside: i64 = painted
+        .ink
+        .iter()
+        .map(|i| i.area() - i.overlap(&inside))
+        .sum();
+    let hidden = match painted.legend.is_empty() {
+        true => 0,
+        false => draw_legend(&mut chart, &frame, fonts, &painted)?,
     };
-    Ok((frame, cost))
+    Ok((frame, outside + hidden))
 }
 
-/// Draws the legend of the labelled series in the corner where it covers
-/// the fewest data pixels (preferring the top right, then the top left);
-/// returns how many it covers there.
+/// Draws the legend in the corner where it covers the fewest data pixels
+/// (preferring the top right, then the top left); returns how many it
+/// covers there.
 fn draw_legend<'a, 'b: 'a>(
     chart: &mut Chart<'a, 'b>,
     frame: &Frame,
     fonts: &Fonts,
-    lines: &[String],
-    ink: &[Ink],
+    painted: &Painted,
 ) -> PlotResult<i64> {
     let style = text_style(fonts.small);
     let mut text = MultiLineText::<(i32, i32), &str>::new((0, 0), &style);
-    for line in lines {
-        text.push_line(line.as_str());
-    }
+    painted
+        .legend
+        .iter()
+        .for_each(|line| text.push_line(line.as_str()));
     let (tw, th) = drawn(text.estimate_dimension())?;
     let margin = (0.5 * fonts.small).round() as i32;
     let (bw, bh) = (
         i64::from(tw + fonts.swatch + 2 * margin),
         i64::from(th + 2 * margin),
     );
-    let (left, top, right, bottom) = (frame.left, frame.top, frame.right + 1, frame.bottom + 1);
-    let candidates = [
-        (SeriesLabelPosition::UpperRight, right - bw - 5, top + 5),
-        (SeriesLabelPosition::UpperLeft, left + 5, top + 5),
+    let (x_left, x_right) = (frame.left + 5, frame.right + 1 - bw - 5);
+    let (y_top, y_bottom) = (frame.top + 5, frame.bottom + 1 - bh - 5);
+    let (position, cost) = [
+        (SeriesLabelPosition::UpperRight, x_right, y_top),
+        (SeriesLabelPosition::UpperLeft, x_left, y_top),
+        (SeriesLabelPosition::LowerRight, x_right, y_bottom),
+        (SeriesLabelPosition::LowerLeft, x_left, y_bottom),
+    ]
+    .into_iter()
+    .map(|(position, x, y)| {
+        let area = Ink([x - 3, y - 3, x + bw + 3, y + bh + 3]);
         (
-            SeriesLabelPosition::LowerRight,
-            right - bw - 5,
-            bottom - bh - 5,
-        ),
-        (SeriesLabelPosition::LowerLeft, left + 5, bottom - bh - 5),
-    ];
-    let (position, cost) = candidates
-        .into_iter()
-        .map(|(position, x, y)| {
-            let area = Ink {
-                x0: x - 3,
-                y0: y - 3,
-                x1: x + bw + 3,
-                y1: y + bh + 3,
-            };
-            (position, ink.iter().map(|i| i.overlap(&area)).sum::<i64>())
-        })
-        .min_by_key(|&(_, cost)| cost)
-        .expect("four candidates");
+            position,
+            painted.ink.iter().map(|i| i.overlap(&area)).sum::<i64>(),
+        )
+    })
+    .min_by_key(|&(_, cost)| cost)
+    .expect("four corners");
     drawn(
         chart
             .configure_series_labels()
@@ -529,84 +490,29 @@ fn draw_legend<'a, 'b: 'a>(
     Ok(cost)
 }
 
-/// Number of decimals (up to 6) that `x` needs to be written exactly, up to
-/// a relative rounding error.
-fn decimals_needed(x: f64) -> usize {
-    let x = x.abs();
-    (0..=6)
+/// Labels of evenly spaced ticks, with as many decimals as their spacing
+/// needs (at most 6): `0.0 0.2 … 1.0`, `-1200`, `0.005`.
+fn tick_labels(ticks: &[f64]) -> Vec<String> {
+    let step = match ticks {
+        [a, b, ..] => (b - a).abs(),
+        _ => 1.0,
+    };
+    let decimals = (0..6)
         .find(|&d| {
-            let scaled = x * 10f64.powi(d as i32);
+            let scaled = step * 10f64.powi(d as i32);
             (scaled - scaled.round()).abs() <= 1e-6 * scaled.max(1.0)
         })
-        .unwrap_or(6)
-}
-
-/// `m.mme±x` with `decimals` mantissa decimals, trailing zeros trimmed
-/// (`-1.2e3`, `5e-4`).
-fn scientific(v: f64, decimals: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let mut exp = v.abs().log10().floor() as i32;
-    let mut mantissa = v / 10f64.powi(exp);
-    // Rounding may carry the mantissa to 10.
-    if (mantissa.abs() * 10f64.powi(decimals as i32)).round() >= 10f64.powi(decimals as i32 + 1) {
-        exp += 1;
-        mantissa /= 10.0;
-    }
-    let mantissa = format!("{mantissa:.decimals$}");
-    let mantissa = if mantissa.contains('.') {
-        mantissa.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &mantissa
-    };
-    format!("{mantissa}e{exp}")
-}
-
-/// Labels for evenly spaced ticks: fixed-point with as many decimals as the
-/// spacing needs (`0.0 0.2 … 1.0`, `-1200`, `12.5`), or compact scientific
-/// notation (`-1.2e4`, `5e-4`) when the magnitudes reach 1e5 or stay below
-/// 1e-3. A lone tick is written with [`format_value`].
-///
-/// # Examples
-///
-/// ```
-/// use jem_eval::plot::tick_labels;
-///
-/// assert_eq!(tick_labels(&[0.0, 0.25, 0.5]), ["0.00", "0.25", "0.50"]);
-/// assert_eq!(tick_labels(&[-1400.0, -1200.0]), ["-1400", "-1200"]);
-/// assert_eq!(tick_labels(&[0.0, 1e5, 2e5]), ["0", "1e5", "2e5"]);
-/// ```
-pub fn tick_labels(ticks: &[f64]) -> Vec<String> {
-    if ticks.len() < 2 {
-        return ticks.iter().map(|&v| format_value(v)).collect();
-    }
-    let step = (ticks[1] - ticks[0]).abs();
-    let max_abs = ticks.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let decimals = decimals_needed(step);
-    let scientific_needed = max_abs >= 1e5 || (max_abs > 0.0 && max_abs < 1e-3) || decimals > 4;
+        .unwrap_or(6);
+    // Rounding noise around 0 prints as 0, never "-0.0".
+    let tidy = |v: f64| if v.abs() < step * 1e-9 { 0.0 } else { v };
     ticks
         .iter()
-        .map(|&v| {
-            if v.abs() < step * 1e-9 {
-                // Exactly zero, whatever rounding left (and never "-0").
-                if scientific_needed {
-                    "0".into()
-                } else {
-                    format!("{:.decimals$}", 0.0)
-                }
-            } else if scientific_needed {
-                let exp = v.abs().log10().floor() as i32;
-                scientific(v, decimals_needed(step / 10f64.powi(exp)).min(3))
-            } else {
-                format!("{v:.decimals$}")
-            }
-        })
+        .map(|&v| format!("{:.decimals$}", tidy(v)))
         .collect()
 }
 
 /// A single value with three significant digits, compactly: `0.912`,
-/// `12.5`, `1234`, `1.23e6`, `4.5e-4`.
+/// `12.5`, `1234`, `1.5e6`, `4.5e-4`.
 ///
 /// # Examples
 ///
@@ -619,21 +525,48 @@ pub fn tick_labels(ticks: &[f64]) -> Vec<String> {
 /// assert_eq!(format_value(4.5e-4), "4.5e-4");
 /// ```
 pub fn format_value(v: f64) -> String {
-    if !v.is_finite() {
+    if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
-    if v == 0.0 {
-        return "0".into();
-    }
     let magnitude = v.abs().log10().floor() as i32;
-    if !(-3..5).contains(&magnitude) {
-        return scientific(v, 2);
-    }
-    let decimals = (2 - magnitude).max(0) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    let s = if (-3..5).contains(&magnitude) {
+        format!("{v:.*}", (2 - magnitude).max(0) as usize)
     } else {
-        s
+        format!("{v:.2e}")
+    };
+    let (mantissa, exponent) = s
+        .split_once('e')
+        .map_or((s.as_str(), None), |(m, e)| (m, Some(e)));
+    let mantissa = match mantissa.contains('.') {
+        true => mantissa.trim_end_matches('0').trim_end_matches('.'),
+        false => mantissa,
+    };
+    match exponent {
+        Some(e) => format!("{mantissa}e{e}"),
+        None => mantissa.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick_labels;
+
+    #[test]
+    fn tick_labels_have_the_decimals_of_their_spacing() {
+        let labels = tick_labels(&[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(labels, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
+        assert_eq!(tick_labels(&[-1200.0, -1000.0]), ["-1200", "-1000"]);
+        assert_eq!(tick_labels(&[0.0, 2.5, 5.0]), ["0.0", "2.5", "5.0"]);
+        assert_eq!(
+            tick_labels(&[0.0, 0.005, 0.01]),
+            ["0.000", "0.005", "0.010"]
+        );
+        // Rounding noise from the tick arithmetic does not show.
+        assert_eq!(
+            tick_labels(&[0.1, 0.2, 0.30000000000000004]),
+            ["0.1", "0.2", "0.3"]
+        );
+        assert_eq!(tick_labels(&[-1e-17, 0.5]), ["0.0", "0.5"]);
+        assert_eq!(tick_labels(&[3.0]), ["3"]);
     }
 }

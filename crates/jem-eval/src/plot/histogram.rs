@@ -9,8 +9,8 @@ use super::chart::{
     drawn, render_best, rgb, swatch, Chart, Fonts, Ink, Layout, Painted, Painter, XTicks,
 };
 use super::{
-    check_nonempty, check_series_finite, check_series_nonempty, min_max, padded_range,
-    series_color, Figure, Frame, PlotResult, PlotStyle,
+    check_nonempty, check_series, min_max, padded_range, series_color, Figure, Frame, PlotResult,
+    PlotStyle,
 };
 use crate::error::EvalError;
 
@@ -153,8 +153,8 @@ pub fn score_histograms_figure(
         .into());
     }
     for (i, s) in series.iter().enumerate() {
-        check_series_nonempty("series", i, &s.label, "values", s.values.len())?;
-        check_series_finite("series", i, &s.label, "values", s.values.iter().copied())?;
+        let values = s.values.iter().copied();
+        check_series(("series", i, &s.label, "values"), s.values.len(), values)?;
     }
     let ((lo, hi), densities) = densities(series, bins);
     let top = densities.iter().flatten().fold(0.0f64, |m, &d| m.max(d));

@@ -8,8 +8,8 @@ use plotters::prelude::*;
 
 use super::chart::{drawn, render_best, rgb, Chart, Fonts, Ink, Layout, Painted, Painter, XTicks};
 use super::{
-    check_nonempty, check_series_finite, check_series_nonempty, min_max, padded_range,
-    series_color, Figure, Frame, PlotResult, PlotStyle,
+    check_nonempty, check_series, min_max, padded_range, series_color, Figure, Frame, PlotResult,
+    PlotStyle,
 };
 
 /// One curve of a line plot.
@@ -167,9 +167,9 @@ pub fn line_plot_figure(
 ) -> PlotResult<Figure> {
     check_nonempty("series", series.len())?;
     for (i, s) in series.iter().enumerate() {
-        check_series_nonempty("series", i, &s.label, "points", s.points.len())?;
         let coords = s.points.iter().flat_map(|&(x, y)| [x, y]);
-        check_series_finite("series", i, &s.label, "points (x, y flattened)", coords)?;
+        let entry = ("series", i, s.label.as_str(), "points (x, y flattened)");
+        check_series(entry, s.points.len(), coords)?;
     }
     let all = || series.iter().flat_map(|s| s.points.iter().copied());
     let (x_lo, x_hi) = min_max(all().map(|p| p.0));

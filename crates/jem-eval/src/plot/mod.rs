@@ -35,7 +35,7 @@ mod line;
 mod reliability;
 
 pub use bars::{bar_chart_figure, bar_chart_png, BarGroup};
-pub use chart::{format_value, tick_labels};
+pub use chart::format_value;
 pub use histogram::{
     score_histograms_figure, score_histograms_png, HistogramSeries, HISTOGRAM_ALPHA, MAX_BINS,
 };
@@ -110,38 +110,35 @@ impl Default for PlotStyle {
 impl PlotStyle {
     /// Errors unless the size and font size are in range, naming the field.
     pub fn validate(&self) -> crate::Result<()> {
-        let check = |arg: &'static str, value: u32, lo: u32, hi: u32, reason: &'static str| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err(EvalError::InvalidParameter {
-                    arg,
-                    value: value.to_string(),
-                    reason,
-                })
+        for (arg, value, lo, hi, reason) in [
+            (
+                "style.width",
+                self.width,
+                160,
+                8192,
+                "must be in 160..=8192",
+            ),
+            (
+                "style.height",
+                self.height,
+                120,
+                8192,
+                "must be in 120..=8192",
+            ),
+            (
+                "style.font_size",
+                self.font_size,
+                8,
+                96,
+                "must be in 8..=96",
+            ),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                let value = value.to_string();
+                return Err(EvalError::InvalidParameter { arg, value, reason });
             }
-        };
-        check(
-            "style.width",
-            self.width,
-            160,
-            8192,
-            "must be in 160..=8192",
-        )?;
-        check(
-            "style.height",
-            self.height,
-            120,
-            8192,
-            "must be in 120..=8192",
-        )?;
-        check(
-            "style.font_size",
-            self.font_size,
-            8,
-            96,
-            "must be in 8..=96",
-        )
+        }
+        Ok(())
     }
 }
 
@@ -258,45 +255,27 @@ impl PlotError {
     }
 }
 
-/// Errors if `values` (field `field` of entry `i` of `arg`, labelled
-/// `label`) holds NaN or infinity, naming the entry and position.
-fn check_series_finite(
-    arg: &'static str,
-    i: usize,
-    label: &str,
-    field: &str,
+/// Errors if entry `i` of `arg` (labelled `label`) has no `field` values
+/// (`len` of them) or a NaN or infinite one, naming the entry and position.
+fn check_series(
+    (arg, i, label, field): (&'static str, usize, &str, &str),
+    len: usize,
     values: impl IntoIterator<Item = f64>,
 ) -> PlotResult<()> {
-    for (j, v) in values.into_iter().enumerate() {
-        if !v.is_finite() {
-            return Err(EvalError::InvalidParameter {
-                arg,
-                value: format!("{v} at {arg}[{i}].{field}[{j}] (label {label:?})"),
-                reason: "plotted values must be finite",
-            }
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// Errors if series/group `i` of `arg` has no data.
-fn check_series_nonempty(
-    arg: &'static str,
-    i: usize,
-    label: &str,
-    field: &str,
-    len: usize,
-) -> PlotResult<()> {
+    let bad =
+        |value: String, reason| Err(EvalError::InvalidParameter { arg, value, reason }.into());
     if len == 0 {
-        Err(EvalError::InvalidParameter {
-            arg,
-            value: format!("{arg}[{i}].{field} (label {label:?}) with 0 entries"),
-            reason: "every series needs at least one value",
-        }
-        .into())
-    } else {
-        Ok(())
+        return bad(
+            format!("{arg}[{i}].{field} (label {label:?}) with 0 entries"),
+            "every series needs at least one value",
+        );
+    }
+    match values.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        Some((j, v)) => bad(
+            format!("{v} at {arg}[{i}].{field}[{j}] (label {label:?})"),
+            "plotted values must be finite",
+        ),
+        None => Ok(()),
     }
 }
 
