@@ -620,7 +620,7 @@ fn sample_plots_render() {
     let groups = [
         BarGroup::new("log p(x)", vec![0.91, 0.87, 0.79, 0.66]),
         BarGroup::new("max p(y|x)", vec![0.93, 0.87, 0.78, 0.53]),
-        BarGroup::new("grad norm", vec![0.84, 0.67, 0.74, 0.42]),
+        BarGroup::new("−‖∂ log p(x)/∂x‖₂", vec![0.84, 0.67, 0.74, 0.42]),
     ];
     bar_chart_png(
         &cats,
