@@ -657,11 +657,7 @@ fn report_curves(
     line_plot_png(
         &series,
         &format!("{name}: accuracy under attack"),
-        // The plot font is ASCII: no ε or ∞ glyphs.
-        &format!(
-            "eps ({}, [0, 255] pixel scale)",
-            if norm == Norm::Linf { "Linf" } else { "L2" }
-        ),
+        &format!("ε ({unit}, [0, 255] pixel scale)"),
         "accuracy",
         &png,
     )

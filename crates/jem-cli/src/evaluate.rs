@@ -6,8 +6,8 @@
 use anyhow::{bail, Context, Result};
 use jem_data::{Dataset, DatasetKind, Split};
 use jem_eval::model_eval::{ood_scores, predict_probs, OodScore, ScoreOptions};
+use jem_eval::ndarray::ArrayView1;
 use jem_eval::plot::{reliability_diagram_png, score_histograms_png, HistogramSeries};
-use jem_eval::Probs;
 use jem_model::WideResNet;
 use jem_sampler::Pcg64;
 use jem_train::RunConfig;
@@ -219,13 +219,15 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
             let x = model_inputs(config, data, 1000 + i as u64)?;
             let mut rng = Pcg64::seed_from_u64(2000 + i as u64);
             let values = ood_scores(&loaded.model, &x, *score, &opts, &mut rng)
-                .with_context(|| format!("scoring {name} with {}", score.name()))?;
+                .with_context(|| format!("scoring {name} with {}", score.name()))?
+                .to_vec();
             per_set.push((name.clone(), values));
         }
         let (_, in_scores) = &per_set[0];
         let mut row = Vec::new();
         for (name, values) in &per_set[1..] {
-            let metrics = jem_eval::ood_metrics(in_scores, values)?;
+            let metrics =
+                jem_eval::ood_metrics(ArrayView1::from(in_scores), ArrayView1::from(values))?;
             report.push(jem_report::OodRecord {
                 score: crate::report::score(*score),
                 in_set: in_kind.name().to_string(),
@@ -311,11 +313,11 @@ pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
         ..Default::default()
     };
     let mut rng = Pcg64::seed_from_u64(0);
-    let (probs, classes) = predict_probs(&loaded.model, &x, &opts, &mut rng)?;
+    let probs = predict_probs(&loaded.model, &x, &opts, &mut rng)?;
     let labels: Vec<usize> = test.labels_vec()?.into_iter().map(|y| y as usize).collect();
-    let probs = Probs::new(&probs, classes)?;
-    let diagram = jem_eval::reliability_diagram(&probs, &labels, args.bins)?;
-    let cls = jem_eval::classification_metrics(&probs, &labels)?;
+    let labels = ArrayView1::from(&labels);
+    let diagram = jem_eval::reliability_diagram(probs.view(), labels, args.bins)?;
+    let cls = jem_eval::classification_metrics(probs.view(), labels)?;
     let out = out_dir(&args.out, &loaded.checkpoint, "calibration")?;
     let title = format!("{:?} on {}", config.train.mode, kind.name());
     let png = out.join(jem_report::files::RELIABILITY_PNG);

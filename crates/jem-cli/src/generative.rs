@@ -15,8 +15,8 @@ use jem_eval::features::{
 };
 use jem_eval::grid::{write_grid, GridSpec, PixelRange};
 use jem_eval::model_eval::{ood_scores, predict_probs, OodScore, ScoreOptions};
+use jem_eval::ndarray::ArrayView1;
 use jem_eval::plot::{score_histograms_png, HistogramSeries};
-use jem_eval::Probs;
 use jem_sampler::Pcg64;
 use rand::SeedableRng;
 use std::ffi::OsString;
@@ -235,9 +235,10 @@ pub fn generative(args: &GenerativeArgs, device: Device) -> Result<()> {
         None => ((0..n_sampled).collect::<Vec<_>>(), None),
         Some(p) => {
             let mut rng = Pcg64::seed_from_u64(args.seed);
-            let (probs, k) = predict_probs(&loaded.model, &samples, &opts, &mut rng)
+            let probs = predict_probs(&loaded.model, &samples, &opts, &mut rng)
                 .context("p(y|x) of the samples")?;
-            let kept = top_percentile_by_confidence(&Probs::new(&probs, k)?, labels.as_deref(), p)?;
+            let groups = labels.as_deref().map(ArrayView1::from);
+            let kept = top_percentile_by_confidence(probs.view(), groups, p)?;
             let png = out.join("selected.png");
             let columns = if args.conditional {
                 kept.len() / classes
@@ -428,7 +429,8 @@ pub fn extremes(args: &ExtremesArgs, device: Device) -> Result<()> {
     );
     for score in [OodScore::LogPx, OodScore::MaxPy] {
         let values = ood_scores(&loaded.model, &x, score, &opts, &mut rng)
-            .with_context(|| format!("scoring {what} with {}", score.label()))?;
+            .with_context(|| format!("scoring {what} with {}", score.label()))?
+            .to_vec();
         let (highest, lowest) = extremes_of(&values, k);
         if score == OodScore::LogPx && labels.iter().all(|&y| y >= 0) {
             // The paper's Fig 10: log p(x) of the data, one histogram per class.

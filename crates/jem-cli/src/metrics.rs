@@ -6,7 +6,8 @@
 
 use anyhow::{bail, Context, Result};
 use jem_data::{read_npy, NpyArray, NpyData};
-use jem_eval::{BootstrapConfig, Probs};
+use jem_eval::ndarray::{ArrayView1, ArrayView2};
+use jem_eval::BootstrapConfig;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -75,7 +76,8 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
         } => {
             let in_scores = scores(in_scores)?;
             let out_scores = scores(out_scores)?;
-            let metrics = jem_eval::ood_metrics(&in_scores, &out_scores)?;
+            let (in_view, out_view) = (ArrayView1::from(&in_scores), ArrayView1::from(&out_scores));
+            let metrics = jem_eval::ood_metrics(in_view, out_view)?;
             let mut rows = vec![
                 ("AUROC", format!("{:.6}", metrics.auroc)),
                 ("AUPR", format!("{:.6}", metrics.aupr)),
@@ -90,7 +92,7 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
                     seed: *seed,
                     ..Default::default()
                 };
-                let interval = jem_eval::auroc_bootstrap(&in_scores, &out_scores, &config)?;
+                let interval = jem_eval::auroc_bootstrap(in_view, out_view, &config)?;
                 rows.push((
                     "AUROC 95% CI (bootstrap)",
                     format!(
@@ -109,19 +111,20 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
         } => {
             let (data, classes) = matrix(probs, "probabilities")?;
             let label_values = labels_of(labels)?;
-            let probs_view =
-                Probs::new(&data, classes).with_context(|| probs.display().to_string())?;
-            if label_values.len() != probs_view.num_samples() {
+            let probs_view = ArrayView2::from_shape((data.len() / classes, classes), &data)?;
+            if label_values.len() != probs_view.nrows() {
                 bail!(
                     "{} has {} labels but {} has {} rows of probabilities",
                     labels.display(),
                     label_values.len(),
                     probs.display(),
-                    probs_view.num_samples()
+                    probs_view.nrows()
                 );
             }
-            let diagram = jem_eval::reliability_diagram(&probs_view, &label_values, *bins)?;
-            let cls = jem_eval::classification_metrics(&probs_view, &label_values)?;
+            let label_view = ArrayView1::from(&label_values);
+            let diagram = jem_eval::reliability_diagram(probs_view, label_view, *bins)
+                .with_context(|| probs.display().to_string())?;
+            let cls = jem_eval::classification_metrics(probs_view, label_view)?;
             let rows = vec![
                 ("ECE", format!("{:.6}", diagram.ece)),
                 ("accuracy", format!("{:.6}", cls.accuracy)),
@@ -155,11 +158,13 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
                     b.display()
                 );
             }
-            let fd = jem_eval::frechet_distance(&fa, &fb, da)?;
+            let fa = ArrayView2::from_shape((fa.len() / da, da), &fa)?;
+            let fb = ArrayView2::from_shape((fb.len() / db, db), &fb)?;
+            let fd = jem_eval::frechet_distance(fa, fb)?;
             let rows = vec![
                 ("Frechet distance", format!("{fd:.6}")),
-                ("samples A", (fa.len() / da).to_string()),
-                ("samples B", (fb.len() / db).to_string()),
+                ("samples A", fa.nrows().to_string()),
+                ("samples B", fb.nrows().to_string()),
                 ("dimension", da.to_string()),
             ];
             (
@@ -169,15 +174,16 @@ pub fn run(args: &MetricsArgs) -> Result<()> {
         }
         Metric::Is { probs, splits } => {
             let (data, classes) = matrix(probs, "probabilities")?;
-            let view = Probs::new(&data, classes).with_context(|| probs.display().to_string())?;
-            let score = jem_eval::inception_score(&view, *splits)?;
+            let view = ArrayView2::from_shape((data.len() / classes, classes), &data)?;
+            let score = jem_eval::inception_score(view, *splits)
+                .with_context(|| probs.display().to_string())?;
             let rows = vec![
                 (
                     "Inception Score",
                     format!("{:.6} ± {:.6}", score.mean, score.std),
                 ),
                 ("splits", splits.to_string()),
-                ("samples", view.num_samples().to_string()),
+                ("samples", view.nrows().to_string()),
             ];
             (serde_json::to_value(&score)?, markdown_table(&rows))
         }

@@ -18,9 +18,24 @@ pub struct TrainArgs {
     /// Run directory (default: runs/<config name>).
     #[arg(long, value_name = "RUN_DIR")]
     out: Option<PathBuf>,
-    /// Continue an interrupted run from its last checkpoint.
+    /// Continue an interrupted (or stopped) run from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "set", "out"])]
     resume: Option<PathBuf>,
+    /// With --resume: a new `train.max_minutes` (training time, earlier runs included), e.g. to
+    /// finish a run its time budget stopped. Budgets never change what a run computes.
+    #[arg(
+        long,
+        value_name = "M",
+        requires = "resume",
+        conflicts_with = "extra_minutes"
+    )]
+    max_minutes: Option<f64>,
+    /// With --resume: allow this many more minutes than the run has spent so far.
+    #[arg(long, value_name = "M", requires = "resume")]
+    extra_minutes: Option<f64>,
+    /// With --resume: a new `train.max_iterations` (to extend a finished run's schedule).
+    #[arg(long, value_name = "N", requires = "resume")]
+    max_iterations: Option<u64>,
     /// No progress bar (plain log lines only).
     #[arg(long)]
     quiet: bool,
@@ -46,8 +61,15 @@ pub fn run(args: &TrainArgs, device: Device) -> Result<()> {
     install_stop_handler();
     let mut progress = Progress::new(args.quiet);
     let summary = match &args.resume {
-        Some(run_dir) => jem_train::resume(run_dir, device, &mut progress)
-            .with_context(|| format!("resuming {}", run_dir.display()))?,
+        Some(run_dir) => {
+            let budget = jem_train::Budget {
+                max_minutes: args.max_minutes,
+                extra_minutes: args.extra_minutes,
+                max_iterations: args.max_iterations,
+            };
+            jem_train::resume_with_budget(run_dir, &budget, device, &mut progress)
+                .with_context(|| format!("resuming {}", run_dir.display()))?
+        }
         None => {
             let path = args
                 .config
@@ -92,8 +114,8 @@ fn print_summary(s: &jem_report::TrainSummary) {
     println!("|---|---|");
     println!("| mode | {:?} |", s.mode);
     println!(
-        "| iterations | {} ({} epochs) |",
-        s.iterations, s.epochs_completed
+        "| iterations | {} of {} ({} epochs) |",
+        s.iterations, s.planned_iterations, s.epochs_completed
     );
     println!(
         "| final valid / test accuracy | {} / {} |",
@@ -111,6 +133,19 @@ fn print_summary(s: &jem_report::TrainSummary) {
     println!("| divergence recoveries | {} |", s.recoveries);
     println!("| wall time | {:.1} min |", s.wall_time_s / 60.0);
     println!("| stopped because | {:?} |", s.stop_reason);
+    if !s.model_checkpoint.is_empty() {
+        println!("| evaluations use | {} |", s.model_checkpoint);
+    }
+    if !s.complete {
+        eprintln!(
+            "WARNING: the run is INCOMPLETE ({} of {} iterations, stopped by {:?}): its model is \
+             not the configured recipe's. Finish it with `jem train --resume {} --extra-minutes M`.",
+            s.iterations,
+            s.planned_iterations,
+            s.stop_reason,
+            s.run_dir.display()
+        );
+    }
 }
 
 /// Drives the progress bar from the trainer's hooks.

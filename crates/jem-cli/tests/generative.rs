@@ -6,7 +6,7 @@ mod common;
 
 use common::{json, png_size, tiny_config};
 use jem_eval::features::{top_percentile_by_confidence, CLASSIFIER_FEATURES_LABEL};
-use jem_eval::Probs;
+use jem_eval::ndarray::ArrayView2;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -97,8 +97,12 @@ fn generative_and_extremes_on_a_tiny_run() {
     let logits = tch::no_grad(|| model.f_forward_t(&samples, false)).unwrap();
     let probs: Vec<f32> =
         Vec::try_from(logits.softmax(1, tch::Kind::Float).flatten(0, -1)).unwrap();
-    let expected =
-        top_percentile_by_confidence(&Probs::new(&probs, 10).unwrap(), None, 50.0).unwrap();
+    let expected = top_percentile_by_confidence(
+        ArrayView2::from_shape((20, 10), &probs).unwrap(),
+        None,
+        50.0,
+    )
+    .unwrap();
     assert_eq!(kept, expected);
     // 20 samples in rows of 5; 10 selected in rows of 4.
     assert_eq!(png_size(&out.join("unconditional.png")), (side(5), side(4)));

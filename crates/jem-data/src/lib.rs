@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod decode;
 pub mod error;
 pub mod folder;
+pub mod grid;
 pub mod idx;
 pub mod load;
 pub mod mat;

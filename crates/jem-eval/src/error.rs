@@ -32,15 +32,15 @@ pub enum EvalError {
         arg: &'static str,
     },
 
-    /// A flat row-major buffer whose length is not a multiple of its row width.
-    #[error("`{arg}` has {len} values, which is not a multiple of the row width {width}")]
-    RaggedRows {
+    /// A matrix whose shape is not the one required.
+    #[error("`{arg}` has shape {shape:?}, but {expected:?} is required")]
+    ShapeMismatch {
         /// The argument, as the public function names it.
         arg: &'static str,
-        /// Length of the flat buffer.
-        len: usize,
-        /// The row width it should be a multiple of.
-        width: usize,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The shape it must have.
+        expected: Vec<usize>,
     },
 
     /// NaN or ±infinity where a finite number is required.
@@ -48,8 +48,21 @@ pub enum EvalError {
     NonFinite {
         /// The argument, as the public function names it.
         arg: &'static str,
-        /// Position of the bad entry (flat index for matrices).
+        /// Position of the bad entry.
         index: usize,
+        /// The bad value.
+        value: f64,
+    },
+
+    /// NaN or ±infinity in a matrix where a finite number is required.
+    #[error("`{arg}[{row}, {col}]` is {value}, which is not finite")]
+    NonFiniteEntry {
+        /// The argument, as the public function names it.
+        arg: &'static str,
+        /// Row of the bad entry.
+        row: usize,
+        /// Column of the bad entry.
+        col: usize,
         /// The bad value.
         value: f64,
     },
@@ -59,8 +72,21 @@ pub enum EvalError {
     NotAProbability {
         /// The argument, as the public function names it.
         arg: &'static str,
-        /// Position of the bad entry (flat index for matrices).
+        /// Position of the bad entry.
         index: usize,
+        /// The bad value.
+        value: f64,
+    },
+
+    /// A matrix entry outside [0, 1] where a probability is required.
+    #[error("`{arg}[{row}, {col}]` is {value}, which is not a probability in [0, 1]")]
+    NotAProbabilityEntry {
+        /// The argument, as the public function names it.
+        arg: &'static str,
+        /// Row of the bad entry.
+        row: usize,
+        /// Column of the bad entry.
+        col: usize,
         /// The bad value.
         value: f64,
     },
@@ -83,7 +109,7 @@ pub enum EvalError {
     LabelOutOfRange {
         /// The argument, as the public function names it.
         arg: &'static str,
-        /// Position of the bad entry (flat index for matrices).
+        /// Position of the bad label.
         index: usize,
         /// The label found.
         label: usize,
@@ -126,29 +152,4 @@ pub enum EvalError {
     #[cfg(feature = "torch")]
     #[error("model evaluation failed: {0}")]
     Model(String),
-}
-
-/// Returns the first non-finite value of `values` as an error naming `arg`.
-pub(crate) fn check_finite<T: crate::Real>(arg: &'static str, values: &[T]) -> Result<()> {
-    match values
-        .iter()
-        .map(|&v| v.into())
-        .position(|v: f64| !v.is_finite())
-    {
-        None => Ok(()),
-        Some(index) => Err(EvalError::NonFinite {
-            arg,
-            index,
-            value: values[index].into(),
-        }),
-    }
-}
-
-/// Errors unless `values` holds at least `min` entries.
-pub(crate) fn check_min_len(arg: &'static str, got: usize, min: usize) -> Result<()> {
-    if got < min {
-        Err(EvalError::TooFewSamples { arg, got, min })
-    } else {
-        Ok(())
-    }
 }

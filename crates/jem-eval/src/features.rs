@@ -22,13 +22,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use jem_model::WideResNet;
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::Serialize;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::error::{EvalError, Result};
 use crate::frechet::frechet_distance;
 use crate::inception::inception_score;
-use crate::probs::{Probs, Real};
+use crate::input::{argmax, check_probs, Real};
 
 /// The [`FeatureExtractor::name`] of [`ClassifierFeatures`]; every report that uses those
 /// features should carry it.
@@ -38,20 +39,31 @@ pub const CLASSIFIER_FEATURES_LABEL: &str =
 /// Side of the square input of Inception-v3, and the default resize of [`TorchScriptInception`].
 pub const INCEPTION_SIZE: i64 = 299;
 
-/// What a [`FeatureExtractor`] computed for `n` images.
+/// What a [`FeatureExtractor`] computed for `N` images.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extracted {
+    /// Pool features, `N × D`.
+    pub features: Array2<f32>,
+    /// Class probabilities `p(y|x)`, `N × K`; `None` when the network gives features only
+    /// (then no Inception Score can be computed).
+    pub probs: Option<Array2<f32>>,
+}
+
+impl Extracted {
     /// Number of images N.
-    pub n: usize,
-    /// Pool features, row-major `N × dim`.
-    pub features: Vec<f32>,
+    pub fn n(&self) -> usize {
+        self.features.nrows()
+    }
+
     /// Feature dimension D.
-    pub dim: usize,
-    /// Class probabilities `p(y|x)`, row-major `N × num_classes`; `None` when the network
-    /// gives features only (then no Inception Score can be computed).
-    pub probs: Option<Vec<f32>>,
-    /// Number of classes K, 0 when `probs` is `None`.
-    pub num_classes: usize,
+    pub fn dim(&self) -> usize {
+        self.features.ncols()
+    }
+
+    /// Number of classes K, 0 when [`probs`](Self::probs) is `None`.
+    pub fn num_classes(&self) -> usize {
+        self.probs.as_ref().map_or(0, |p| p.ncols())
+    }
 }
 
 /// Maps image sets to features (for the FID) and class probabilities (for the IS).
@@ -68,7 +80,7 @@ fn torch_err(context: impl fmt::Display) -> impl Fn(tch::TchError) -> EvalError 
     move |e| EvalError::Model(format!("{context}: {e}"))
 }
 
-fn positive(arg: &'static str, value: usize) -> Result<()> {
+pub(crate) fn positive(arg: &'static str, value: usize) -> Result<()> {
     if value == 0 {
         return Err(EvalError::InvalidParameter {
             arg,
@@ -80,7 +92,7 @@ fn positive(arg: &'static str, value: usize) -> Result<()> {
 }
 
 /// Checks `images` is a non-empty `[N, C, H, W]` float tensor; returns N.
-fn check_images(images: &Tensor) -> Result<i64> {
+pub(crate) fn check_images(images: &Tensor) -> Result<i64> {
     let size = images.size();
     if size.len() != 4 || size.iter().any(|&d| d < 1) {
         return Err(EvalError::InvalidParameter {
@@ -102,15 +114,23 @@ fn check_images(images: &Tensor) -> Result<i64> {
     Ok(size[0])
 }
 
-/// A `[rows, cols]` tensor read into a row-major `Vec<f32>`.
-fn matrix_values(t: &Tensor, what: &str) -> Result<Vec<f32>> {
-    Vec::<f32>::try_from(
+/// The values of a `[rows, cols]` tensor, row-major (appended to `out`).
+fn matrix_values(t: &Tensor, what: &str, out: &mut Vec<f32>) -> Result<()> {
+    let values = Vec::<f32>::try_from(
         t.to_kind(Kind::Float)
             .to_device(Device::Cpu)
             .contiguous()
             .flatten(0, -1),
     )
-    .map_err(torch_err(format!("reading {what}")))
+    .map_err(torch_err(format!("reading {what}")))?;
+    out.extend(values);
+    Ok(())
+}
+
+/// Row-major values of `rows × cols` as a matrix (the tensor-to-ndarray edge).
+fn to_array(values: Vec<f32>, rows: usize, cols: usize, what: &str) -> Result<Array2<f32>> {
+    Array2::from_shape_vec((rows, cols), values)
+        .map_err(|e| EvalError::Model(format!("{what}: {e} (expected {rows} x {cols} values)")))
 }
 
 /// Runs `batch` over consecutive slices of at most `batch_size` images and concatenates the
@@ -122,42 +142,43 @@ fn extract_batched(
 ) -> Result<Extracted> {
     positive("batch_size", batch_size)?;
     let n = check_images(images)?;
-    let mut out = Extracted {
-        n: n as usize,
-        features: Vec::new(),
-        dim: 0,
-        probs: None,
-        num_classes: 0,
-    };
+    let (mut features, mut probs) = (Vec::new(), None::<Vec<f32>>);
+    let (mut dim, mut num_classes) = (0, 0);
     let mut start = 0;
     while start < n {
         let len = (batch_size as i64).min(n - start);
         let x = images
             .f_narrow(0, start, len)
             .map_err(torch_err("slicing a batch"))?;
-        let (features, probs) = tch::no_grad(|| batch(&x))?;
-        let (dim, classes) = (
-            features.size()[1] as usize,
-            probs.as_ref().map_or(0, |p| p.size()[1] as usize),
+        let (batch_features, batch_probs) = tch::no_grad(|| batch(&x))?;
+        let widths = (
+            batch_features.size()[1] as usize,
+            batch_probs.as_ref().map_or(0, |p| p.size()[1] as usize),
         );
         if start == 0 {
-            out.dim = dim;
-            out.num_classes = classes;
-            out.probs = probs.as_ref().map(|_| Vec::new());
-        } else if (dim, classes) != (out.dim, out.num_classes) {
+            (dim, num_classes) = widths;
+            probs = batch_probs.as_ref().map(|_| Vec::new());
+        } else if widths != (dim, num_classes) {
             return Err(EvalError::Model(format!(
-                "batch at image {start} gave {dim} features and {classes} classes, \
-                 the first batch {} and {}",
-                out.dim, out.num_classes
+                "batch at image {start} gave {} features and {} classes, the first batch \
+                 {dim} and {num_classes}",
+                widths.0, widths.1
             )));
         }
-        out.features.extend(matrix_values(&features, "features")?);
-        if let (Some(all), Some(p)) = (out.probs.as_mut(), probs) {
-            all.extend(matrix_values(&p, "probabilities")?);
+        matrix_values(&batch_features, "features", &mut features)?;
+        if let (Some(all), Some(p)) = (probs.as_mut(), batch_probs) {
+            matrix_values(&p, "probabilities", all)?;
         }
         start += len;
     }
-    Ok(out)
+    let n = n as usize;
+    Ok(Extracted {
+        features: to_array(features, n, dim, "features")?,
+        probs: match probs {
+            Some(p) => Some(to_array(p, n, num_classes, "probabilities")?),
+            None => None,
+        },
+    })
 }
 
 /// The value range a TorchScript network expects its input pixels in.
@@ -547,17 +568,17 @@ pub fn generative_metrics(
     }
     let gen = extractor.extract(generated)?;
     let reference = extractor.extract(reference)?;
-    if gen.dim != reference.dim {
+    if gen.dim() != reference.dim() {
         return Err(EvalError::LengthMismatch {
             arg_a: "generated features",
-            len_a: gen.dim,
+            len_a: gen.dim(),
             arg_b: "reference features",
-            len_b: reference.dim,
+            len_b: reference.dim(),
         });
     }
-    let fid = frechet_distance(&gen.features, &reference.features, gen.dim)?;
+    let fid = frechet_distance(gen.features.view(), reference.features.view())?;
     let is = match &gen.probs {
-        Some(p) => Some(inception_score(&Probs::new(p, gen.num_classes)?, splits)?),
+        Some(p) => Some(inception_score(p.view(), splits)?),
         None => None,
     };
     Ok(GenerativeMetrics {
@@ -566,10 +587,10 @@ pub fn generative_metrics(
         is_splits: splits,
         fid,
         extractor: extractor.name().to_string(),
-        n_generated: gen.n,
-        n_reference: reference.n,
-        feature_dim: gen.dim,
-        num_classes: gen.num_classes,
+        n_generated: gen.n(),
+        n_reference: reference.n(),
+        feature_dim: gen.dim(),
+        num_classes: gen.num_classes(),
     })
 }
 
@@ -581,10 +602,26 @@ pub fn generative_metrics(
 /// (unconditional samples). A group of `m` samples keeps `⌈m · percentile / 100⌉` of them
 /// (at least one); ties in confidence go to the lower index.
 ///
-/// Errors if `percentile` is not in `(0, 100]` or `groups` has the wrong length.
+/// Errors if `probs` (`n × K`) is not a matrix of probability rows, `percentile` is not in
+/// `(0, 100]` or `groups` has the wrong length.
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::features::top_percentile_by_confidence;
+/// use ndarray::array;
+///
+/// let probs = array![[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.5, 0.5]];
+/// // The most confident half overall: rows 0 (0.9) and 2 (0.8).
+/// assert_eq!(top_percentile_by_confidence(probs.view(), None, 50.0)?, [0, 2]);
+/// // The most confident half of each group {0, 1} and {2, 3}.
+/// let groups = array![0, 0, 1, 1];
+/// assert_eq!(top_percentile_by_confidence(probs.view(), Some(groups.view()), 50.0)?, [0, 2]);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
 pub fn top_percentile_by_confidence<T: Real>(
-    probs: &Probs<'_, T>,
-    groups: Option<&[usize]>,
+    probs: ArrayView2<'_, T>,
+    groups: Option<ArrayView1<'_, usize>>,
     percentile: f64,
 ) -> Result<Vec<usize>> {
     if !(percentile > 0.0 && percentile <= 100.0) {
@@ -594,7 +631,8 @@ pub fn top_percentile_by_confidence<T: Real>(
             reason: "must lie in (0, 100]",
         });
     }
-    let n = probs.num_samples();
+    check_probs(probs)?;
+    let n = probs.nrows();
     let groups: Vec<usize> = match groups {
         Some(g) if g.len() != n => {
             return Err(EvalError::LengthMismatch {
@@ -607,13 +645,14 @@ pub fn top_percentile_by_confidence<T: Real>(
         Some(g) => g.to_vec(),
         None => vec![0; n],
     };
+    let confidence: Vec<f64> = probs.rows().into_iter().map(|r| argmax(r).1).collect();
     let mut order: Vec<usize> = (0..n).collect();
     // By group, then by decreasing confidence, then by index (a stable sort keeps the index
     // order among equal keys).
     order.sort_by(|&a, &b| {
         groups[a]
             .cmp(&groups[b])
-            .then_with(|| probs.prediction(b).1.total_cmp(&probs.prediction(a).1))
+            .then_with(|| confidence[b].total_cmp(&confidence[a]))
     });
     let mut kept = Vec::new();
     for run in order.chunk_by(|&a, &b| groups[a] == groups[b]) {

@@ -13,12 +13,16 @@
 //! rounding pushed slightly below zero are clamped to 0.
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use ndarray::{ArrayView1, ArrayView2};
 use serde::Serialize;
 
-use crate::error::{check_finite, check_min_len, EvalError, Result};
-use crate::probs::Real;
+use crate::error::{EvalError, Result};
+use crate::input::{check_finite, check_finite_matrix, check_min_len, Real};
 
 /// Mean and covariance of a feature set: the sufficient statistics of FD.
+///
+/// Serialises as `dim`, `num_samples`, `mean` and the row-major
+/// `covariance` as flat lists.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FeatureStats {
     dim: usize,
@@ -28,32 +32,39 @@ pub struct FeatureStats {
 }
 
 impl FeatureStats {
-    /// Statistics of `features`, an `n × dim` row-major matrix (one sample
-    /// per row) with `n >= 2`; the covariance is unbiased (divides by `n − 1`).
+    /// Statistics of `features`, an `n × d` matrix (one sample per row) with
+    /// `n >= 2`; the covariance is unbiased (divides by `n − 1`).
     ///
-    /// Errors on `dim == 0`, a length that is not a multiple of `dim`,
-    /// fewer than two rows, or a non-finite entry.
-    pub fn from_features<T: Real>(features: &[T], dim: usize) -> Result<Self> {
-        Self::from_named_features("features", features, dim)
+    /// Errors on `d == 0`, fewer than two rows, or a non-finite entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jem_eval::FeatureStats;
+    /// use ndarray::array;
+    ///
+    /// let stats = FeatureStats::from_features(array![[1.0, 2.0], [3.0, 6.0], [5.0, 4.0]].view())?;
+    /// assert_eq!(stats.mean(), array![3.0, 4.0]);
+    /// assert_eq!(stats.covariance(), array![[4.0, 2.0], [2.0, 4.0]]);
+    /// # Ok::<(), jem_eval::EvalError>(())
+    /// ```
+    pub fn from_features<T: Real>(features: ArrayView2<'_, T>) -> Result<Self> {
+        Self::from_named_features("features", features)
     }
 
-    fn from_named_features<T: Real>(arg: &'static str, features: &[T], dim: usize) -> Result<Self> {
+    fn from_named_features<T: Real>(
+        arg: &'static str,
+        features: ArrayView2<'_, T>,
+    ) -> Result<Self> {
+        let (n, dim) = features.dim();
         if dim == 0 {
-            return Err(EvalError::ZeroWidth { arg: "dim" });
+            return Err(EvalError::ZeroWidth { arg });
         }
-        if features.len() % dim != 0 {
-            return Err(EvalError::RaggedRows {
-                arg,
-                len: features.len(),
-                width: dim,
-            });
-        }
-        let n = features.len() / dim;
         check_min_len(arg, n, 2)?;
-        check_finite(arg, features)?;
+        check_finite_matrix(arg, features)?;
 
         let mut mean = vec![0.0f64; dim];
-        for row in features.chunks_exact(dim) {
+        for row in features.rows() {
             for (m, &x) in mean.iter_mut().zip(row) {
                 *m += x.into();
             }
@@ -62,7 +73,7 @@ impl FeatureStats {
 
         // Two passes (centre, then multiply) avoid the cancellation of the
         // one-pass E[xxᵀ] − μμᵀ formula when |μ| is large relative to spread.
-        let centred_t = DMatrix::from_fn(dim, n, |j, i| features[i * dim + j].into() - mean[j]);
+        let centred_t = DMatrix::from_fn(dim, n, |j, i| features[[i, j]].into() - mean[j]);
         let covariance = (&centred_t * centred_t.transpose()) / (n - 1) as f64;
         Ok(Self {
             dim,
@@ -73,31 +84,43 @@ impl FeatureStats {
     }
 
     /// Precomputed statistics (e.g. from a reference-set file): `mean` of
-    /// length `d` and `covariance` as a `d × d` row-major matrix. Only the
-    /// symmetric part `(Σ + Σᵀ)/2` of the covariance is used.
+    /// length `d` and the `d × d` `covariance`. Only the symmetric part
+    /// `(Σ + Σᵀ)/2` of the covariance is used.
     ///
-    /// Errors on an empty mean, a covariance of the wrong length, or a
+    /// Errors on an empty mean, a covariance of the wrong shape, or a
     /// non-finite entry.
-    pub fn new(mean: Vec<f64>, covariance: Vec<f64>) -> Result<Self> {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use jem_eval::FeatureStats;
+    /// use ndarray::{array, Array2};
+    ///
+    /// let stats = FeatureStats::new(array![0.0, 1.0].view(), Array2::eye(2).view())?;
+    /// assert_eq!((stats.dim(), stats.num_samples()), (2, None));
+    /// assert!(FeatureStats::new(array![0.0, 1.0].view(), Array2::eye(3).view()).is_err());
+    /// # Ok::<(), jem_eval::EvalError>(())
+    /// ```
+    pub fn new(mean: ArrayView1<'_, f64>, covariance: ArrayView2<'_, f64>) -> Result<Self> {
         let dim = mean.len();
         if dim == 0 {
-            return Err(EvalError::ZeroWidth { arg: "mean.len()" });
+            return Err(EvalError::ZeroWidth { arg: "mean" });
         }
-        if covariance.len() != dim * dim {
-            return Err(EvalError::LengthMismatch {
-                arg_a: "covariance",
-                len_a: covariance.len(),
-                arg_b: "mean.len()²",
-                len_b: dim * dim,
+        if covariance.dim() != (dim, dim) {
+            return Err(EvalError::ShapeMismatch {
+                arg: "covariance",
+                shape: covariance.shape().to_vec(),
+                expected: vec![dim, dim],
             });
         }
-        check_finite("mean", &mean)?;
-        check_finite("covariance", &covariance)?;
+        check_finite("mean", mean)?;
+        check_finite_matrix("covariance", covariance)?;
         Ok(Self {
             dim,
             num_samples: None,
-            mean,
-            covariance,
+            mean: mean.to_vec(),
+            // `iter` walks in logical row-major order whatever the layout.
+            covariance: covariance.iter().copied().collect(),
         })
     }
 
@@ -112,13 +135,14 @@ impl FeatureStats {
     }
 
     /// The mean vector (length `d`).
-    pub fn mean(&self) -> &[f64] {
-        &self.mean
+    pub fn mean(&self) -> ArrayView1<'_, f64> {
+        ArrayView1::from(&self.mean[..])
     }
 
-    /// The covariance matrix, `d × d` row-major.
-    pub fn covariance(&self) -> &[f64] {
-        &self.covariance
+    /// The `d × d` covariance matrix.
+    pub fn covariance(&self) -> ArrayView2<'_, f64> {
+        ArrayView2::from_shape((self.dim, self.dim), &self.covariance)
+            .expect("the covariance holds d·d values")
     }
 
     fn covariance_matrix(&self) -> DMatrix<f64> {
@@ -132,14 +156,40 @@ fn row_major(m: &DMatrix<f64>) -> Vec<f64> {
     m.transpose().as_slice().to_vec()
 }
 
-/// Fréchet distance between the Gaussian fits of two `n × dim` row-major
-/// feature sets (`n` may differ between them, each at least 2).
+/// Fréchet distance between the Gaussian fits of two feature sets, `n × d`
+/// and `m × d` matrices (one sample per row, `n, m >= 2`).
 ///
 /// Errors as [`FeatureStats::from_features`], naming `features_1` or
-/// `features_2`.
-pub fn frechet_distance<T: Real>(features_1: &[T], features_2: &[T], dim: usize) -> Result<f64> {
-    let stats_1 = FeatureStats::from_named_features("features_1", features_1, dim)?;
-    let stats_2 = FeatureStats::from_named_features("features_2", features_2, dim)?;
+/// `features_2`, and if the column counts differ.
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::frechet_distance;
+/// use ndarray::array;
+///
+/// // Same spread, means 3 apart: FD = ‖μ₁ − μ₂‖² = 9.
+/// let a = array![[0.0], [2.0]];
+/// let b = array![[3.0], [5.0]];
+/// let fd = frechet_distance(a.view(), b.view())?;
+/// assert!((fd - 9.0).abs() < 1e-12);
+/// assert!(frechet_distance(a.view(), a.view())? < 1e-12);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
+pub fn frechet_distance<T: Real>(
+    features_1: ArrayView2<'_, T>,
+    features_2: ArrayView2<'_, T>,
+) -> Result<f64> {
+    if features_1.ncols() != features_2.ncols() {
+        return Err(EvalError::LengthMismatch {
+            arg_a: "features_1 (columns)",
+            len_a: features_1.ncols(),
+            arg_b: "features_2 (columns)",
+            len_b: features_2.ncols(),
+        });
+    }
+    let stats_1 = FeatureStats::from_named_features("features_1", features_1)?;
+    let stats_2 = FeatureStats::from_named_features("features_2", features_2)?;
     frechet_distance_from_stats(&stats_1, &stats_2)
 }
 
@@ -149,6 +199,19 @@ pub fn frechet_distance<T: Real>(features_1: &[T], features_2: &[T], dim: usize)
 /// squared 2-Wasserstein distance of the Gaussians), so a negative result can
 /// only be rounding error. Errors if the dimensions differ or an
 /// eigendecomposition fails to converge.
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::{frechet_distance_from_stats, FeatureStats};
+/// use ndarray::array;
+///
+/// // In 1-D, FD = (μ₁ − μ₂)² + (σ₁ − σ₂)² = 2² + (2 − 3)² = 5.
+/// let s1 = FeatureStats::new(array![1.0].view(), array![[4.0]].view())?;
+/// let s2 = FeatureStats::new(array![3.0].view(), array![[9.0]].view())?;
+/// assert!((frechet_distance_from_stats(&s1, &s2)? - 5.0).abs() < 1e-12);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
 pub fn frechet_distance_from_stats(stats_1: &FeatureStats, stats_2: &FeatureStats) -> Result<f64> {
     if stats_1.dim != stats_2.dim {
         return Err(EvalError::LengthMismatch {
@@ -214,12 +277,14 @@ fn symmetric_eigen(
 mod tests {
     use super::*;
     use approx::assert_relative_eq;
+    use ndarray::{array, Array1, Array2};
 
     #[test]
     fn statistics_match_hand_computation() {
         // Rows (1,2), (3,6), (5,4): mean (3,4); cov [[4,2],[2,4]].
-        let s = FeatureStats::from_features(&[1.0, 2.0, 3.0, 6.0, 5.0, 4.0], 2).unwrap();
-        assert_eq!(s.mean(), &[3.0, 4.0]);
+        let s =
+            FeatureStats::from_features(array![[1.0, 2.0], [3.0, 6.0], [5.0, 4.0]].view()).unwrap();
+        assert_eq!(s.mean(), array![3.0, 4.0]);
         for (got, want) in s.covariance().iter().zip([4.0, 2.0, 2.0, 4.0]) {
             assert_relative_eq!(*got, want, max_relative = 1e-12);
         }
@@ -229,8 +294,8 @@ mod tests {
     #[test]
     fn one_dimensional_closed_form() {
         // In 1-D, FD = (μ₁−μ₂)² + (σ₁ − σ₂)².
-        let s1 = FeatureStats::new(vec![1.0], vec![4.0]).unwrap();
-        let s2 = FeatureStats::new(vec![3.0], vec![9.0]).unwrap();
+        let s1 = FeatureStats::new(array![1.0].view(), array![[4.0]].view()).unwrap();
+        let s2 = FeatureStats::new(array![3.0].view(), array![[9.0]].view()).unwrap();
         let fd = frechet_distance_from_stats(&s1, &s2).unwrap();
         assert_relative_eq!(fd, 4.0 + 1.0, max_relative = 1e-12);
     }
@@ -238,25 +303,25 @@ mod tests {
     #[test]
     fn diagonal_closed_form() {
         // Diagonal covariances: FD = ‖Δμ‖² + Σ (√a − √b)².
-        let s1 = FeatureStats::new(vec![0.0, 0.0, 1.0], diag(&[1.0, 4.0, 0.0])).unwrap();
-        let s2 = FeatureStats::new(vec![1.0, 0.0, 1.0], diag(&[9.0, 1.0, 16.0])).unwrap();
+        let s1 =
+            FeatureStats::new(array![0.0, 0.0, 1.0].view(), diag(&[1.0, 4.0, 0.0]).view()).unwrap();
+        let s2 = FeatureStats::new(array![1.0, 0.0, 1.0].view(), diag(&[9.0, 1.0, 16.0]).view())
+            .unwrap();
         let fd = frechet_distance_from_stats(&s1, &s2).unwrap();
         assert_relative_eq!(fd, 1.0 + 4.0 + 1.0 + 16.0, max_relative = 1e-12);
     }
 
-    fn diag(values: &[f64]) -> Vec<f64> {
-        let d = values.len();
-        let mut m = vec![0.0; d * d];
-        for (i, v) in values.iter().enumerate() {
-            m[i * d + i] = *v;
-        }
-        m
+    fn diag(values: &[f64]) -> Array2<f64> {
+        Array2::from_diag(&Array1::from(values.to_vec()))
     }
 
     #[test]
     fn invalid_inputs_are_errors() {
         assert!(matches!(
-            frechet_distance(&[1.0, 2.0], &[1.0, 2.0, 3.0, 4.0], 2),
+            frechet_distance(
+                array![[1.0, 2.0]].view(),
+                array![[1.0, 2.0], [3.0, 4.0]].view()
+            ),
             Err(EvalError::TooFewSamples {
                 arg: "features_1",
                 got: 1,
@@ -264,27 +329,45 @@ mod tests {
             })
         ));
         assert!(matches!(
-            frechet_distance(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0], 2),
-            Err(EvalError::RaggedRows {
-                arg: "features_2",
+            frechet_distance(
+                array![[1.0, 2.0], [3.0, 4.0]].view(),
+                array![[1.0], [2.0]].view()
+            ),
+            Err(EvalError::LengthMismatch {
+                arg_a: "features_1 (columns)",
+                len_a: 2,
+                len_b: 1,
                 ..
             })
         ));
         assert!(matches!(
-            frechet_distance(&[1.0, f64::NAN, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], 2),
-            Err(EvalError::NonFinite {
+            frechet_distance(
+                array![[1.0, f64::NAN], [3.0, 4.0]].view(),
+                array![[1.0, 2.0], [3.0, 4.0]].view()
+            ),
+            Err(EvalError::NonFiniteEntry {
                 arg: "features_1",
-                index: 1,
+                row: 0,
+                col: 1,
                 ..
             })
         ));
         assert!(matches!(
-            frechet_distance::<f32>(&[], &[], 0),
-            Err(EvalError::ZeroWidth { .. })
+            frechet_distance(
+                Array2::<f32>::zeros((3, 0)).view(),
+                Array2::<f32>::zeros((3, 0)).view()
+            ),
+            Err(EvalError::ZeroWidth { arg: "features_1" })
         ));
-        assert!(FeatureStats::new(vec![0.0, 0.0], vec![1.0]).is_err());
-        let s1 = FeatureStats::new(vec![0.0], vec![1.0]).unwrap();
-        let s2 = FeatureStats::new(vec![0.0, 0.0], diag(&[1.0, 1.0])).unwrap();
+        assert!(matches!(
+            FeatureStats::new(array![0.0, 0.0].view(), array![[1.0]].view()),
+            Err(EvalError::ShapeMismatch {
+                arg: "covariance",
+                ..
+            })
+        ));
+        let s1 = FeatureStats::new(array![0.0].view(), array![[1.0]].view()).unwrap();
+        let s2 = FeatureStats::new(array![0.0, 0.0].view(), diag(&[1.0, 1.0]).view()).unwrap();
         assert!(matches!(
             frechet_distance_from_stats(&s1, &s2),
             Err(EvalError::LengthMismatch { .. })

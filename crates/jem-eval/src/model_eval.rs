@@ -4,11 +4,13 @@
 //! max_y p(y|x), and the approximate-mass score −‖∂ log p(x)/∂x‖₂; each optionally
 //! computed after k SGLD refinement steps of the input (JEM-k). Inputs are images
 //! already scaled to the model's [-1, 1] range (and noised, if the protocol wants
-//! it); the output is plain `f64`/`f32` data for the libtorch-free metric math.
+//! it); the output is ndarray data (`Array1<f64>` scores, `Array2<f32>` probabilities) for
+//! the libtorch-free metric math.
 
 use crate::error::{EvalError, Result};
 use jem_model::JointEnergyModel;
 use jem_sampler::{refine, Pcg64, SgldConfig};
+use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use tch::{Device, Kind, Tensor};
@@ -46,7 +48,7 @@ impl OodScore {
         match self {
             OodScore::LogPx => "log p(x)",
             OodScore::MaxPy => "max p(y|x)",
-            OodScore::GradNorm => "-||d log p(x)/dx||",
+            OodScore::GradNorm => "−‖∂ log p(x)/∂x‖₂",
         }
     }
 }
@@ -101,22 +103,8 @@ fn model_err(context: &'static str) -> impl Fn(jem_model::ModelError) -> EvalErr
 }
 
 fn check_images(images: &Tensor, batch_size: usize) -> Result<i64> {
-    if batch_size == 0 {
-        return Err(EvalError::InvalidParameter {
-            arg: "batch_size",
-            value: "0".into(),
-            reason: "must be at least 1",
-        });
-    }
-    let size = images.size();
-    if size.len() != 4 || size[0] == 0 {
-        return Err(EvalError::InvalidParameter {
-            arg: "images",
-            value: format!("shape {size:?}"),
-            reason: "expected a non-empty [N, C, H, W] batch",
-        });
-    }
-    Ok(size[0])
+    crate::features::positive("batch_size", batch_size)?;
+    crate::features::check_images(images)
 }
 
 /// Refine `x` by `k` SGLD steps on the model's log p(x) (no graph kept).
@@ -146,7 +134,7 @@ pub fn ood_scores(
     score: OodScore,
     opts: &ScoreOptions,
     rng: &mut Pcg64,
-) -> Result<Vec<f64>> {
+) -> Result<Array1<f64>> {
     let mut out = Vec::new();
     for_each_batch(model, images, opts, rng, |start, x| {
         let values = match score {
@@ -187,16 +175,16 @@ pub fn ood_scores(
         out.extend(values);
         Ok(())
     })?;
-    Ok(out)
+    Ok(Array1::from(out))
 }
 
-/// Class probabilities p(y|x) for every image, row-major [N, K], and K.
+/// Class probabilities p(y|x) for every image, an `N × K` matrix.
 pub fn predict_probs(
     model: &dyn JointEnergyModel,
     images: &Tensor,
     opts: &ScoreOptions,
     rng: &mut Pcg64,
-) -> Result<(Vec<f32>, usize)> {
+) -> Result<Array2<f32>> {
     let mut out = Vec::new();
     let mut classes = 0usize;
     for_each_batch(model, images, opts, rng, |_, x| {
@@ -214,7 +202,9 @@ pub fn predict_probs(
         out.extend(values);
         Ok(())
     })?;
-    Ok((out, classes))
+    let rows = out.len() / classes.max(1);
+    Array2::from_shape_vec((rows, classes), out)
+        .map_err(|e| EvalError::Model(format!("probabilities: {e}")))
 }
 
 /// Runs `f(first_index, batch)` over `images` in batches of `opts.batch_size`, each batch moved

@@ -15,12 +15,13 @@
 //!   scoring `>=` the highest threshold that accepts at least `t·n` of the
 //!   in-distribution samples.
 
+use ndarray::ArrayView1;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{check_finite, check_min_len, EvalError, Result};
-use crate::probs::Real;
+use crate::error::{EvalError, Result};
+use crate::input::{check_finite, check_min_len, Real};
 
 /// The three threshold-free OOD metrics of one (in, out) pair of score sets.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -88,7 +89,7 @@ struct Ranked {
 }
 
 impl Ranked {
-    fn new<T: Real>(in_scores: &[T], out_scores: &[T]) -> Result<Self> {
+    fn new<T: Real>(in_scores: ArrayView1<'_, T>, out_scores: ArrayView1<'_, T>) -> Result<Self> {
         check_min_len("in_scores", in_scores.len(), 1)?;
         check_min_len("out_scores", out_scores.len(), 1)?;
         check_finite("in_scores", in_scores)?;
@@ -224,26 +225,90 @@ fn auroc_from_group_counts(in_counts: &[u64], out_counts: &[u64]) -> f64 {
 ///
 /// `O((n+m) log(n+m))`. Errors if either set is empty or holds NaN/±inf
 /// (naming `in_scores` or `out_scores` and the index).
-pub fn auroc<T: Real>(in_scores: &[T], out_scores: &[T]) -> Result<f64> {
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::auroc;
+/// use ndarray::array;
+///
+/// // Of the 3·2 pairs, (0.9 > 0.1), (0.9 > 0.4), (0.4 > 0.1), (0.7 > 0.1)
+/// // and (0.7 > 0.4) are won and (0.4 = 0.4) is a tie counted one half.
+/// let value = auroc(array![0.9, 0.4, 0.7].view(), array![0.1, 0.4].view())?;
+/// assert!((value - 5.5 / 6.0).abs() < 1e-12);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
+pub fn auroc<T: Real>(in_scores: ArrayView1<'_, T>, out_scores: ArrayView1<'_, T>) -> Result<f64> {
     Ranked::new(in_scores, out_scores).map(|r| r.auroc())
 }
 
 /// Average precision with in-distribution positive, as
 /// `sklearn.metrics.average_precision_score` (step-wise, no interpolation).
 /// Errors as [`auroc`].
-pub fn aupr<T: Real>(in_scores: &[T], out_scores: &[T]) -> Result<f64> {
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::aupr;
+/// use ndarray::array;
+///
+/// // Descending: 0.9 in, 0.8 out, 0.7 in. Precision is 1 at the first
+/// // in-sample and 2/3 at the second: AP = ½ · 1 + ½ · 2/3.
+/// let value = aupr(array![0.9, 0.7].view(), array![0.8].view())?;
+/// assert!((value - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
+pub fn aupr<T: Real>(in_scores: ArrayView1<'_, T>, out_scores: ArrayView1<'_, T>) -> Result<f64> {
     Ranked::new(in_scores, out_scores).map(|r| r.aupr())
 }
 
 /// Smallest FPR among the ROC points with TPR `>= target_tpr` (see the
 /// module docs). Errors as [`auroc`], and if `target_tpr` is not in `[0, 1]`.
-pub fn fpr_at_tpr<T: Real>(in_scores: &[T], out_scores: &[T], target_tpr: f64) -> Result<f64> {
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::fpr_at_tpr;
+/// use ndarray::array;
+///
+/// let (inside, outside) = (array![0.9, 0.7], array![0.8, 0.6]);
+/// // Accepting only 0.9 gives TPR ½ with no false positive; TPR 1 needs
+/// // the threshold 0.7, which also accepts 0.8: FPR ½.
+/// assert_eq!(fpr_at_tpr(inside.view(), outside.view(), 0.5)?, 0.0);
+/// assert_eq!(fpr_at_tpr(inside.view(), outside.view(), 1.0)?, 0.5);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
+pub fn fpr_at_tpr<T: Real>(
+    in_scores: ArrayView1<'_, T>,
+    out_scores: ArrayView1<'_, T>,
+    target_tpr: f64,
+) -> Result<f64> {
     check_target_tpr(target_tpr)?;
     Ranked::new(in_scores, out_scores).map(|r| r.fpr_at_tpr(target_tpr))
 }
 
 /// [`fpr_at_tpr`] at 95 % TPR, the usual "FPR95".
-pub fn fpr_at_95_tpr<T: Real>(in_scores: &[T], out_scores: &[T]) -> Result<f64> {
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::fpr_at_95_tpr;
+/// use ndarray::Array1;
+///
+/// // 100 in-scores 1..=100 and 10 out-scores 91..=100: reaching 95 in-samples
+/// // needs the threshold 6, which accepts all 10 out-samples.
+/// let inside = Array1::from_iter((1..=100).map(f64::from));
+/// let outside = Array1::from_iter((91..=100).map(f64::from));
+/// assert_eq!(fpr_at_95_tpr(inside.view(), outside.view())?, 1.0);
+/// // Out-scores below every in-score are never accepted.
+/// let low = Array1::from_elem(10, 0.0);
+/// assert_eq!(fpr_at_95_tpr(inside.view(), low.view())?, 0.0);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
+pub fn fpr_at_95_tpr<T: Real>(
+    in_scores: ArrayView1<'_, T>,
+    out_scores: ArrayView1<'_, T>,
+) -> Result<f64> {
     fpr_at_tpr(in_scores, out_scores, 0.95)
 }
 
@@ -258,8 +323,23 @@ fn check_target_tpr(target_tpr: f64) -> Result<()> {
     Ok(())
 }
 
-/// AUROC, AUPR and FPR95 from one sort of the scores.
-pub fn ood_metrics<T: Real>(in_scores: &[T], out_scores: &[T]) -> Result<OodMetrics> {
+/// AUROC, AUPR and FPR95 from one sort of the scores. Errors as [`auroc`].
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::ood_metrics;
+/// use ndarray::array;
+///
+/// let m = ood_metrics(array![3.0f32, 4.0].view(), array![1.0, 2.0].view())?;
+/// assert_eq!((m.auroc, m.aupr, m.fpr_at_95_tpr), (1.0, 1.0, 0.0));
+/// assert_eq!((m.num_in, m.num_out), (2, 2));
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
+pub fn ood_metrics<T: Real>(
+    in_scores: ArrayView1<'_, T>,
+    out_scores: ArrayView1<'_, T>,
+) -> Result<OodMetrics> {
     let ranked = Ranked::new(in_scores, out_scores)?;
     Ok(OodMetrics {
         auroc: ranked.auroc(),
@@ -281,9 +361,25 @@ pub fn ood_metrics<T: Real>(in_scores: &[T], out_scores: &[T]) -> Result<OodMetr
 ///
 /// Errors as [`auroc`], and if `num_resamples` is 0 or `confidence_level`
 /// is not strictly between 0 and 1.
+///
+/// # Examples
+///
+/// ```
+/// use jem_eval::{auroc_bootstrap, BootstrapConfig};
+/// use ndarray::Array1;
+///
+/// let inside = Array1::from_iter((0..200).map(|k| (f64::from(k) * 0.37).sin() + 0.5));
+/// let outside = Array1::from_iter((0..150).map(|k| (f64::from(k) * 0.61).cos()));
+/// let config = BootstrapConfig { num_resamples: 200, ..Default::default() };
+/// let ci = auroc_bootstrap(inside.view(), outside.view(), &config)?;
+/// assert!(ci.lower < ci.estimate && ci.estimate < ci.upper);
+/// // Equal seeds give equal intervals.
+/// assert_eq!(ci, auroc_bootstrap(inside.view(), outside.view(), &config)?);
+/// # Ok::<(), jem_eval::EvalError>(())
+/// ```
 pub fn auroc_bootstrap<T: Real>(
-    in_scores: &[T],
-    out_scores: &[T],
+    in_scores: ArrayView1<'_, T>,
+    out_scores: ArrayView1<'_, T>,
     config: &BootstrapConfig,
 ) -> Result<BootstrapInterval> {
     if config.num_resamples == 0 {
@@ -345,46 +441,67 @@ fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
 mod tests {
     use super::*;
     use approx::assert_relative_eq;
+    use ndarray::{array, Array1};
+
+    fn v(values: &[f64]) -> Array1<f64> {
+        Array1::from(values.to_vec())
+    }
 
     #[test]
     fn auroc_hand_examples() {
-        assert_relative_eq!(auroc(&[3.0, 4.0], &[1.0, 2.0]).unwrap(), 1.0);
-        assert_relative_eq!(auroc(&[1.0, 2.0], &[3.0, 4.0]).unwrap(), 0.0);
-        assert_relative_eq!(auroc(&[1.0, 1.0], &[1.0]).unwrap(), 0.5);
+        assert_relative_eq!(
+            auroc(v(&[3.0, 4.0]).view(), v(&[1.0, 2.0]).view()).unwrap(),
+            1.0
+        );
+        assert_relative_eq!(
+            auroc(v(&[1.0, 2.0]).view(), v(&[3.0, 4.0]).view()).unwrap(),
+            0.0
+        );
+        assert_relative_eq!(auroc(v(&[1.0, 1.0]).view(), v(&[1.0]).view()).unwrap(), 0.5);
         // Pairs: (2>1) win, (2=2) half, (3>1) win, (3>2) win -> 3.5 / 4.
-        assert_relative_eq!(auroc(&[2.0, 3.0], &[1.0, 2.0]).unwrap(), 0.875);
+        assert_relative_eq!(
+            auroc(v(&[2.0, 3.0]).view(), v(&[1.0, 2.0]).view()).unwrap(),
+            0.875
+        );
         // -0.0 and 0.0 are the same score: a tie.
-        assert_relative_eq!(auroc(&[0.0], &[-0.0]).unwrap(), 0.5);
-        assert_relative_eq!(auroc(&[2.0f32, 3.0], &[1.0, 2.0]).unwrap(), 0.875);
+        assert_relative_eq!(auroc(v(&[0.0]).view(), v(&[-0.0]).view()).unwrap(), 0.5);
+        assert_relative_eq!(
+            auroc(array![2.0f32, 3.0].view(), array![1.0f32, 2.0].view()).unwrap(),
+            0.875
+        );
     }
 
     #[test]
     fn aupr_and_fpr_hand_examples() {
         // Descending: 0.9 in, 0.8 out, 0.7 in, 0.6 out.
         // AP = ½·1 + ½·(2/3).
-        let (i, o) = ([0.9, 0.7], [0.8, 0.6]);
-        assert_relative_eq!(aupr(&i, &o).unwrap(), 0.5 + 1.0 / 3.0, max_relative = 1e-12);
+        let (i, o) = (array![0.9, 0.7], array![0.8, 0.6]);
+        assert_relative_eq!(
+            aupr(i.view(), o.view()).unwrap(),
+            0.5 + 1.0 / 3.0,
+            max_relative = 1e-12
+        );
         // TPR reaches 1 only after accepting 0.7, when 1 of 2 OOD is accepted.
-        assert_relative_eq!(fpr_at_95_tpr(&i, &o).unwrap(), 0.5);
-        assert_relative_eq!(fpr_at_tpr(&i, &o, 0.5).unwrap(), 0.0);
-        assert_relative_eq!(fpr_at_tpr(&i, &o, 0.0).unwrap(), 0.0);
+        assert_relative_eq!(fpr_at_95_tpr(i.view(), o.view()).unwrap(), 0.5);
+        assert_relative_eq!(fpr_at_tpr(i.view(), o.view(), 0.5).unwrap(), 0.0);
+        assert_relative_eq!(fpr_at_tpr(i.view(), o.view(), 0.0).unwrap(), 0.0);
         // A tie at the top: precision of the shared threshold is ½.
-        assert_relative_eq!(aupr(&[1.0], &[1.0]).unwrap(), 0.5);
+        assert_relative_eq!(aupr(v(&[1.0]).view(), v(&[1.0]).view()).unwrap(), 0.5);
     }
 
     #[test]
     fn ood_metrics_agree_with_the_single_functions() {
-        let (i, o) = ([0.3, 0.9, 0.5, 0.5, 0.2], [0.1, 0.5, 0.4]);
-        let m = ood_metrics(&i, &o).unwrap();
-        assert_eq!(m.auroc, auroc(&i, &o).unwrap());
-        assert_eq!(m.aupr, aupr(&i, &o).unwrap());
-        assert_eq!(m.fpr_at_95_tpr, fpr_at_95_tpr(&i, &o).unwrap());
+        let (i, o) = (array![0.3, 0.9, 0.5, 0.5, 0.2], array![0.1, 0.5, 0.4]);
+        let m = ood_metrics(i.view(), o.view()).unwrap();
+        assert_eq!(m.auroc, auroc(i.view(), o.view()).unwrap());
+        assert_eq!(m.aupr, aupr(i.view(), o.view()).unwrap());
+        assert_eq!(m.fpr_at_95_tpr, fpr_at_95_tpr(i.view(), o.view()).unwrap());
         assert_eq!((m.num_in, m.num_out), (5, 3));
     }
 
     #[test]
     fn bad_scores_name_the_set_and_index() {
-        let err = auroc(&[0.1, 0.2], &[0.3, f64::NAN]).unwrap_err();
+        let err = auroc(v(&[0.1, 0.2]).view(), v(&[0.3, f64::NAN]).view()).unwrap_err();
         assert!(matches!(
             err,
             EvalError::NonFinite {
@@ -397,20 +514,20 @@ mod tests {
             err.to_string(),
             "`out_scores[1]` is NaN, which is not finite"
         );
-        let err = aupr(&[f64::INFINITY], &[0.3]).unwrap_err();
+        let err = aupr(v(&[f64::INFINITY]).view(), v(&[0.3]).view()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "`in_scores[0]` is inf, which is not finite"
         );
         assert!(matches!(
-            auroc::<f64>(&[], &[0.3]),
+            auroc(v(&[]).view(), v(&[0.3]).view()),
             Err(EvalError::TooFewSamples {
                 arg: "in_scores",
                 ..
             })
         ));
         assert!(matches!(
-            fpr_at_tpr(&[0.1], &[0.3], 1.5),
+            fpr_at_tpr(v(&[0.1]).view(), v(&[0.3]).view(), 1.5),
             Err(EvalError::InvalidParameter {
                 arg: "target_tpr",
                 ..
@@ -420,20 +537,21 @@ mod tests {
 
     #[test]
     fn bootstrap_is_reproducible_and_brackets_the_estimate() {
-        let i: Vec<f64> = (0..200).map(|k| (k as f64 * 0.37).sin() + 0.5).collect();
-        let o: Vec<f64> = (0..150).map(|k| (k as f64 * 0.61).cos()).collect();
+        let i = Array1::from_iter((0..200).map(|k| (k as f64 * 0.37).sin() + 0.5));
+        let o = Array1::from_iter((0..150).map(|k| (k as f64 * 0.61).cos()));
         let config = BootstrapConfig {
             num_resamples: 300,
             confidence_level: 0.9,
             seed: 7,
         };
-        let a = auroc_bootstrap(&i, &o, &config).unwrap();
-        let b = auroc_bootstrap(&i, &o, &config).unwrap();
+        let a = auroc_bootstrap(i.view(), o.view(), &config).unwrap();
+        let b = auroc_bootstrap(i.view(), o.view(), &config).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.estimate, auroc(&i, &o).unwrap());
+        assert_eq!(a.estimate, auroc(i.view(), o.view()).unwrap());
         assert!(a.lower < a.estimate && a.estimate < a.upper, "{a:?}");
         assert!(a.upper - a.lower < 0.2, "{a:?}");
-        let c = auroc_bootstrap(&i, &o, &BootstrapConfig { seed: 8, ..config }).unwrap();
+        let c =
+            auroc_bootstrap(i.view(), o.view(), &BootstrapConfig { seed: 8, ..config }).unwrap();
         assert_ne!(a.lower, c.lower);
     }
 
@@ -443,12 +561,12 @@ mod tests {
             confidence_level: 1.0,
             ..Default::default()
         };
-        assert!(auroc_bootstrap(&[1.0], &[0.0], &bad_level).is_err());
+        assert!(auroc_bootstrap(v(&[1.0]).view(), v(&[0.0]).view(), &bad_level).is_err());
         let no_resamples = BootstrapConfig {
             num_resamples: 0,
             ..Default::default()
         };
-        assert!(auroc_bootstrap(&[1.0], &[0.0], &no_resamples).is_err());
+        assert!(auroc_bootstrap(v(&[1.0]).view(), v(&[0.0]).view(), &no_resamples).is_err());
     }
 
     #[test]

@@ -10,8 +10,9 @@ use jem_eval::features::{
     FeatureExtractor, InputRange, TorchScriptInception, TorchScriptOptions,
     CLASSIFIER_FEATURES_LABEL,
 };
-use jem_eval::{inception_score, Probs};
+use jem_eval::inception_score;
 use jem_model::WrnConfig;
+use ndarray::{Array2, ArrayView1};
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -43,7 +44,8 @@ fn options(range: &str, size: Option<i64>) -> TorchScriptOptions {
     }
 }
 
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
+/// `got` (in row-major order) equals `want` within 1e-5.
+fn assert_close(got: &Array2<f32>, want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= 1e-5, "{what}[{i}]: got {g}, want {w}");
@@ -90,7 +92,7 @@ fn torchscript_matches_pytorch_golden_outputs() {
         assert!(net.name().contains("tiny_inception.pt"), "{}", net.name());
         let out = net.extract(&x).unwrap();
         assert_eq!(
-            (out.n, out.dim, out.num_classes),
+            (out.n(), out.dim(), out.num_classes()),
             (shape[0] as usize, dim, classes)
         );
         assert_close(&out.features, &floats(&case["features"]), name);
@@ -100,7 +102,8 @@ fn torchscript_matches_pytorch_golden_outputs() {
         // A module returning a [N, D, 1, 1] features map only: same features, no probabilities.
         let only = TorchScriptInception::load(&fixture("tiny_features_only.pt"), opts).unwrap();
         let out = only.extract(&x).unwrap();
-        assert_eq!((out.dim, out.num_classes, out.probs), (dim, 0, None));
+        assert_eq!((out.dim(), out.num_classes()), (dim, 0));
+        assert_eq!(out.probs, None);
         assert_close(&out.features, &floats(&case["features"]), name);
     }
 }
@@ -166,10 +169,10 @@ fn classifier_features_are_the_penultimate_layer_and_softmax() {
     assert_eq!(extractor.name(), CLASSIFIER_FEATURES_LABEL);
     assert!(extractor.name().contains("not Inception"));
     let out = extractor.extract(&x).unwrap();
-    assert_eq!((out.n, out.dim, out.num_classes), (5, 64 * 2, 4));
-    assert_eq!(out.features.len(), 5 * 128);
+    assert_eq!((out.n(), out.dim(), out.num_classes()), (5, 64 * 2, 4));
+    assert_eq!(out.features.dim(), (5, 128));
     let probs = out.probs.as_ref().unwrap();
-    for (i, row) in probs.chunks_exact(4).enumerate() {
+    for (i, row) in probs.rows().into_iter().enumerate() {
         let sum: f32 = row.iter().sum();
         assert!((sum - 1.0).abs() < 1e-5, "row {i} sums to {sum}");
         assert!(row.iter().all(|&p| p > 0.0 && p < 1.0), "{row:?}");
@@ -210,11 +213,8 @@ fn fid_of_a_set_with_itself_is_zero_and_is_is_bounded() {
     assert_eq!(m.extractor, net.name());
 
     // The IS is the crate's inception_score of the extracted probabilities.
-    let Extracted {
-        probs, num_classes, ..
-    } = net.extract(&x).unwrap();
-    let probs = probs.unwrap();
-    let expected = inception_score(&Probs::new(&probs, num_classes).unwrap(), 4).unwrap();
+    let Extracted { probs, .. } = net.extract(&x).unwrap();
+    let expected = inception_score(probs.unwrap().view(), 4).unwrap();
     assert!((mean - expected.mean).abs() < 1e-12);
 
     // Features only: FID, no IS.
@@ -254,56 +254,77 @@ fn fid_grows_as_the_generated_set_is_shifted() {
 fn top_percentile_keeps_the_most_confident_samples() {
     // Confidences (first column) of ten 2-class predictions.
     let conf = [0.5, 0.9, 0.6, 0.95, 0.7, 0.55, 0.8, 0.65, 0.99, 0.75];
-    let data: Vec<f64> = conf.iter().flat_map(|&c| [c, 1.0 - c]).collect();
-    let probs = Probs::new(&data, 2).unwrap();
+    let probs = two_class(&conf);
+    let probs = probs.view();
     // Unconditional: the top 20 % of all ten is two samples, 0.99 (8) and 0.95 (3).
     assert_eq!(
-        top_percentile_by_confidence(&probs, None, 20.0).unwrap(),
+        top_percentile_by_confidence(probs, None, 20.0).unwrap(),
         [3, 8]
     );
     assert_eq!(
-        top_percentile_by_confidence(&probs, None, 10.0).unwrap(),
+        top_percentile_by_confidence(probs, None, 10.0).unwrap(),
         [8]
     );
     // 25 % of 10 is 2.5: three are kept (0.99, 0.95, 0.9).
     assert_eq!(
-        top_percentile_by_confidence(&probs, None, 25.0).unwrap(),
+        top_percentile_by_confidence(probs, None, 25.0).unwrap(),
         [1, 3, 8]
     );
     assert_eq!(
-        top_percentile_by_confidence(&probs, None, 100.0).unwrap(),
+        top_percentile_by_confidence(probs, None, 100.0).unwrap(),
         (0..10).collect::<Vec<_>>()
     );
     // Conditional: the top 40 % of each class. Class 0 holds 0.5, 0.9, 0.6, 0.95, 0.7
     // (keeps 1 and 3); class 1 holds 0.55, 0.8, 0.65, 0.99, 0.75 (keeps 6 and 8).
     let groups = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1];
     assert_eq!(
-        top_percentile_by_confidence(&probs, Some(&groups), 40.0).unwrap(),
+        top_percentile_by_confidence(probs, Some(ArrayView1::from(&groups)), 40.0).unwrap(),
         [1, 3, 6, 8]
     );
     // Interleaved groups; a tiny percentile still keeps one per group.
     let groups = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0];
     assert_eq!(
-        top_percentile_by_confidence(&probs, Some(&groups), 1.0).unwrap(),
+        top_percentile_by_confidence(probs, Some(ArrayView1::from(&groups)), 1.0).unwrap(),
         [3, 8]
     );
     // The "max" is over classes: 0.1 in the first column means confidence 0.9.
-    let flipped = [0.1, 0.9, 0.85, 0.15, 0.6, 0.4];
-    let p = Probs::new(&flipped, 2).unwrap();
-    assert_eq!(top_percentile_by_confidence(&p, None, 33.0).unwrap(), [0]);
+    let p = two_class(&[0.1, 0.85, 0.6]);
+    assert_eq!(
+        top_percentile_by_confidence(p.view(), None, 33.0).unwrap(),
+        [0]
+    );
     // Ties go to the lower index.
-    let tied = [0.7, 0.3, 0.8, 0.2, 0.8, 0.2, 0.7, 0.3];
-    let p = Probs::new(&tied, 2).unwrap();
-    assert_eq!(top_percentile_by_confidence(&p, None, 25.0).unwrap(), [1]);
+    let p = two_class(&[0.7, 0.8, 0.8, 0.7]);
+    assert_eq!(
+        top_percentile_by_confidence(p.view(), None, 25.0).unwrap(),
+        [1]
+    );
 
     for bad in [0.0, -5.0, 100.5, f64::NAN] {
-        let msg = top_percentile_by_confidence(&probs, None, bad)
+        let msg = top_percentile_by_confidence(probs, None, bad)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("percentile"), "{msg}");
     }
-    let msg = top_percentile_by_confidence(&probs, Some(&[0, 1]), 10.0)
+    let msg = top_percentile_by_confidence(probs, Some(ArrayView1::from(&[0, 1])), 10.0)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("groups"), "{msg}");
+    // Logits instead of probabilities are refused.
+    let logits = two_class(&[3.0]);
+    let msg = top_percentile_by_confidence(logits.view(), None, 10.0)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("probs[0, 0]"), "{msg}");
+}
+
+/// Two-class probability rows `[c, 1 − c]`.
+fn two_class(first: &[f64]) -> Array2<f64> {
+    Array2::from_shape_fn((first.len(), 2), |(i, k)| {
+        if k == 0 {
+            first[i]
+        } else {
+            1.0 - first[i]
+        }
+    })
 }

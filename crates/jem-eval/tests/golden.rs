@@ -4,8 +4,9 @@
 use approx::assert_relative_eq;
 use jem_eval::{
     accuracy, aupr, auroc, fpr_at_95_tpr, frechet_distance, frechet_distance_from_stats,
-    inception_score, nll, ood_metrics, reliability_diagram, FeatureStats, Probs,
+    inception_score, nll, ood_metrics, reliability_diagram, FeatureStats,
 };
+use ndarray::{Array2, ArrayView1};
 use serde::Deserialize;
 
 /// Relative tolerance required by the spec for everything but FID.
@@ -15,6 +16,11 @@ const REL: f64 = 1e-6;
 const FID_REL: f64 = 1e-4;
 /// Absolute floor so that expected zeros compare sensibly.
 const ABS: f64 = 1e-12;
+
+/// A fixture's row-major `rows × cols` list as a matrix.
+fn matrix(values: &[f64], cols: usize) -> Array2<f64> {
+    Array2::from_shape_vec((values.len() / cols, cols), values.to_vec()).unwrap()
+}
 
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -42,7 +48,10 @@ fn ood_metrics_match_sklearn() {
     let fixture: Cases<OodCase> = load("ood.json");
     assert_eq!(fixture.cases.len(), 6);
     for case in &fixture.cases {
-        let (i, o) = (&case.in_scores, &case.out_scores);
+        let (i, o) = (
+            ArrayView1::from(&case.in_scores),
+            ArrayView1::from(&case.out_scores),
+        );
         let name = &case.name;
         assert_relative_eq!(
             auroc(i, o).unwrap(),
@@ -99,14 +108,14 @@ fn classification_and_calibration_match_numpy() {
     assert_eq!(fixture.cases.len(), 4);
     for case in &fixture.cases {
         let name = &case.name;
-        let probs = Probs::new(&case.probs, case.num_classes).unwrap();
-        let labels = &case.labels;
-        let acc = accuracy(&probs, labels).unwrap();
+        let probs = matrix(&case.probs, case.num_classes);
+        let labels = ArrayView1::from(&case.labels);
+        let acc = accuracy(probs.view(), labels).unwrap();
         assert_relative_eq!(acc, case.accuracy, max_relative = REL, epsilon = ABS);
-        let loss = nll(&probs, labels).unwrap();
+        let loss = nll(probs.view(), labels).unwrap();
         assert_relative_eq!(loss, case.nll, max_relative = REL, epsilon = ABS);
 
-        let diagram = reliability_diagram(&probs, labels, case.num_bins).unwrap();
+        let diagram = reliability_diagram(probs.view(), labels, case.num_bins).unwrap();
         assert_relative_eq!(diagram.ece, case.ece, max_relative = REL, epsilon = ABS);
         assert_eq!(diagram.bins.len(), case.bins.len(), "{name}");
         for (b, (got, want)) in diagram.bins.iter().zip(&case.bins).enumerate() {
@@ -132,15 +141,19 @@ fn frechet_distance_matches_scipy_sqrtm() {
     let fixture: Cases<FrechetCase> = load("frechet.json");
     assert_eq!(fixture.cases.len(), 3);
     for case in &fixture.cases {
-        let fd = frechet_distance(&case.features_1, &case.features_2, case.dim).unwrap();
+        let (f1, f2) = (
+            matrix(&case.features_1, case.dim),
+            matrix(&case.features_2, case.dim),
+        );
+        let fd = frechet_distance(f1.view(), f2.view()).unwrap();
         assert!(fd.is_finite(), "{}", case.name);
         assert_relative_eq!(fd, case.fid, max_relative = FID_REL);
 
         // Going through serialisable precomputed statistics changes nothing.
-        let s1 = FeatureStats::from_features(&case.features_1, case.dim).unwrap();
-        let s2 = FeatureStats::from_features(&case.features_2, case.dim).unwrap();
-        let s1 = FeatureStats::new(s1.mean().to_vec(), s1.covariance().to_vec()).unwrap();
-        let s2 = FeatureStats::new(s2.mean().to_vec(), s2.covariance().to_vec()).unwrap();
+        let s1 = FeatureStats::from_features(f1.view()).unwrap();
+        let s2 = FeatureStats::from_features(f2.view()).unwrap();
+        let s1 = FeatureStats::new(s1.mean(), s1.covariance()).unwrap();
+        let s2 = FeatureStats::new(s2.mean(), s2.covariance()).unwrap();
         let from_stats = frechet_distance_from_stats(&s1, &s2).unwrap();
         assert_relative_eq!(from_stats, fd, max_relative = 1e-12);
     }
@@ -150,10 +163,10 @@ fn frechet_distance_matches_scipy_sqrtm() {
 fn frechet_distance_accepts_f32_features() {
     let fixture: Cases<FrechetCase> = load("frechet.json");
     let case = &fixture.cases[0];
-    let f1: Vec<f32> = case.features_1.iter().map(|&x| x as f32).collect();
-    let f2: Vec<f32> = case.features_2.iter().map(|&x| x as f32).collect();
+    let f1 = matrix(&case.features_1, case.dim).mapv(|x| x as f32);
+    let f2 = matrix(&case.features_2, case.dim).mapv(|x| x as f32);
     // Rounding the inputs to f32 perturbs FD by roughly f32 epsilon.
-    let fd = frechet_distance(&f1, &f2, case.dim).unwrap();
+    let fd = frechet_distance(f1.view(), f2.view()).unwrap();
     assert_relative_eq!(fd, case.fid, max_relative = 1e-5);
 }
 
@@ -173,8 +186,8 @@ fn inception_score_matches_scipy_entropy() {
     let fixture: Cases<InceptionCase> = load("inception.json");
     assert_eq!(fixture.cases.len(), 2);
     for case in &fixture.cases {
-        let probs = Probs::new(&case.probs, case.num_classes).unwrap();
-        let is = inception_score(&probs, case.splits).unwrap();
+        let probs = matrix(&case.probs, case.num_classes);
+        let is = inception_score(probs.view(), case.splits).unwrap();
         assert_relative_eq!(is.mean, case.mean, max_relative = REL, epsilon = ABS);
         assert_relative_eq!(is.std, case.std, max_relative = REL, epsilon = ABS);
         assert_eq!(is.per_split.len(), case.per_split.len(), "{}", case.name);

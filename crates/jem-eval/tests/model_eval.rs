@@ -92,7 +92,7 @@ fn scores_match_closed_forms_and_do_not_depend_on_batching() {
 fn probabilities_are_softmax_rows() {
     let model = Linear::new();
     let mut rng = Pcg64::seed_from_u64(0);
-    let (probs, classes) = predict_probs(
+    let probs = predict_probs(
         &model,
         &images(),
         &ScoreOptions {
@@ -102,13 +102,12 @@ fn probabilities_are_softmax_rows() {
         &mut rng,
     )
     .unwrap();
-    assert_eq!(classes, 3);
-    assert_eq!(probs.len(), 15);
-    for row in probs.chunks(3) {
-        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert_eq!(probs.dim(), (5, 3));
+    for row in probs.rows() {
+        assert!((row.sum() - 1.0).abs() < 1e-5);
     }
     // The all-zero image gives uniform probabilities.
-    for p in &probs[12..15] {
+    for p in probs.row(4) {
         assert!((p - 1.0 / 3.0).abs() < 1e-6);
     }
 }

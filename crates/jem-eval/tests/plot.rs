@@ -1,25 +1,44 @@
-//! Tests of the PNG plots: pixel-level checks of text, bars, histograms,
-//! markers and value labels, PNG round trips, and input errors.
+//! Tests of the PNG plots: bars, curves and histograms where the data puts
+//! them, text (with the paper's symbols) that renders, legends that avoid
+//! the data, PNG round trips, and input errors naming the argument.
 
 use std::path::PathBuf;
 
-use jem_eval::plot::draw::{fill_rect, mix};
-use jem_eval::plot::font::{
-    draw_text, draw_text_vertical, glyph, text_height, text_width, Align, ADVANCE,
-};
 use jem_eval::plot::{
-    bar_chart_figure, bar_chart_png, format_value, line_plot_figure, line_plot_png, nice_ticks,
+    bar_chart_figure, bar_chart_png, format_value, line_plot_figure, line_plot_png,
     reliability_diagram_figure, reliability_diagram_png, score_histograms_figure,
-    score_histograms_png, tick_labels, BarGroup, HistogramSeries, LineSeries, PlotError, PlotStyle,
-    Rgb, RgbImage, ACCURACY_COLOR, BACKGROUND, GAP_ALPHA, GAP_COLOR, GRID_COLOR, HISTOGRAM_ALPHA,
-    PALETTE, TEXT_COLOR,
+    score_histograms_png, BarGroup, Figure, HistogramSeries, LineSeries, PlotError, PlotStyle, Rgb,
+    RgbImage, ACCURACY_COLOR, BACKGROUND, GAP_ALPHA, GAP_COLOR, GRID_COLOR, LEGEND_BORDER, PALETTE,
 };
 use jem_eval::{reliability_from_confidences, EvalError, ReliabilityDiagram};
-
-const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
+use ndarray::ArrayView1;
 
 fn px(img: &RgbImage, x: i64, y: i64) -> Rgb<u8> {
     *img.get_pixel(x as u32, y as u32)
+}
+
+/// Each channel within `tol` of the other colour's.
+fn near(a: Rgb<u8>, b: Rgb<u8>, tol: u8) -> bool {
+    a.0.iter().zip(b.0).all(|(&x, y)| x.abs_diff(y) <= tol)
+}
+
+/// `top` painted with opacity `alpha` over `bottom`.
+fn mix(bottom: Rgb<u8>, top: Rgb<u8>, alpha: f64) -> Rgb<u8> {
+    Rgb(std::array::from_fn(|c| {
+        (f64::from(top[c]) * alpha + f64::from(bottom[c]) * (1.0 - alpha)).round() as u8
+    }))
+}
+
+/// Background or a grid line: what an empty part of the plot area shows.
+fn empty(p: Rgb<u8>) -> bool {
+    near(p, BACKGROUND, 2) || near(p, GRID_COLOR, 2)
+}
+
+/// Pixels of `img` that are not background, in the rows `rows`.
+fn ink_in_rows(img: &RgbImage, rows: std::ops::Range<u32>) -> usize {
+    rows.flat_map(|y| (0..img.width()).map(move |x| (x, y)))
+        .filter(|&(x, y)| *img.get_pixel(x, y) != BACKGROUND)
+        .count()
 }
 
 /// A scratch directory unique to this process and test.
@@ -29,236 +48,78 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Whether `text`, drawn at `scale` in [`TEXT_COLOR`], appears somewhere in
-/// `img` (every font pixel of it present at one offset).
-fn contains_text(img: &RgbImage, text: &str, scale: u32) -> bool {
-    let w = text_width(text, scale);
-    let h = text_height(scale);
-    let mut template = RgbImage::from_pixel(w, h, BACKGROUND);
-    draw_text(&mut template, text, 0, 0, scale, Align::Left, TEXT_COLOR);
-    let ink: Vec<(u32, u32)> = template
-        .enumerate_pixels()
-        .filter(|(_, _, p)| **p == TEXT_COLOR)
-        .map(|(x, y, _)| (x, y))
-        .collect();
-    assert!(!ink.is_empty());
-    (0..=img.height().saturating_sub(h)).any(|oy| {
-        (0..=img.width().saturating_sub(w)).any(|ox| {
-            ink.iter()
-                .all(|&(x, y)| *img.get_pixel(ox + x, oy + y) == TEXT_COLOR)
-        })
-    })
-}
-
-#[test]
-fn text_puts_ink_where_the_glyphs_say_and_none_for_a_space() {
-    let mut img = RgbImage::from_pixel(120, 40, BACKGROUND);
-    // A space draws nothing at all.
-    draw_text(&mut img, "   ", 5, 5, 3, Align::Left, BLACK);
-    assert!(img.pixels().all(|p| *p == BACKGROUND));
-
-    // "-|" at scale 3: the dash is row 3 of its cell, the bar column 2 of the next.
-    let (x0, y0, s) = (10i64, 5i64, 3i64);
-    draw_text(&mut img, "-|", x0, y0, 3, Align::Left, BLACK);
-    for x in x0..x0 + 5 * s {
-        assert_eq!(px(&img, x, y0 + 3 * s), BLACK, "dash at x={x}");
-        assert_eq!(
-            px(&img, x, y0 + 2 * s),
-            BACKGROUND,
-            "above the dash at x={x}"
-        );
-    }
-    let bar_x = x0 + i64::from(ADVANCE) * s + 2 * s;
-    for y in y0..y0 + 8 * s {
-        assert_eq!(px(&img, bar_x + 1, y), BLACK, "bar at y={y}");
-        assert_eq!(
-            px(&img, bar_x - 1, y),
-            BACKGROUND,
-            "left of the bar at y={y}"
-        );
-    }
-    // The blank column between the characters stays blank.
-    for y in y0..y0 + 8 * s {
-        assert_eq!(px(&img, x0 + 5 * s + 1, y), BACKGROUND);
-    }
-
-    // Every font pixel of "A" is a solid block exactly where the table says.
-    let mut img = RgbImage::from_pixel(40, 40, BACKGROUND);
-    draw_text(&mut img, "A", 4, 4, 2, Align::Left, BLACK);
-    let rows = glyph('A').unwrap();
-    for (r, bits) in rows.iter().enumerate() {
-        for c in 0..5 {
-            let on = bits & (1 << (4 - c)) != 0;
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                let p = px(&img, 4 + 2 * c + dx, 4 + 2 * r as i64 + dy);
-                assert_eq!(p == BLACK, on, "A row {r} col {c}");
-            }
-        }
-    }
-    // "A" has ink in rows 0 and 6 (apex and legs) and none in the descender row.
-    assert!(rows[0] != 0 && rows[6] != 0 && rows[7] == 0);
-
-    // Centre alignment: the symmetric "I" has its stem on the anchor column.
-    let mut img = RgbImage::from_pixel(100, 20, BACKGROUND);
-    draw_text(&mut img, "I", 50, 2, 1, Align::Centre, BLACK);
-    assert_eq!(px(&img, 50, 4), BLACK);
-    assert_eq!(px(&img, 49, 4), BACKGROUND);
-    assert_eq!(px(&img, 51, 4), BACKGROUND);
-    // Right alignment ends the text just left of the anchor.
-    let mut img = RgbImage::from_pixel(100, 20, BACKGROUND);
-    draw_text(&mut img, "-", 50, 2, 1, Align::Right, BLACK);
-    assert_eq!(px(&img, 49, 5), BLACK);
-    assert_eq!(px(&img, 50, 5), BACKGROUND);
-    assert_eq!(px(&img, 45, 5), BLACK);
-    assert_eq!(px(&img, 44, 5), BACKGROUND);
-
-    // Rotated text: the dash becomes a vertical stroke at font row 3.
-    let mut img = RgbImage::from_pixel(40, 40, BACKGROUND);
-    draw_text_vertical(&mut img, "-", 10, 20, 2, BLACK);
-    let column: Vec<i64> = (0..40).filter(|&y| px(&img, 10 + 6, y) == BLACK).collect();
-    assert_eq!(column.len(), 10, "{column:?}");
-    assert!(column.windows(2).all(|w| w[1] == w[0] + 1));
-    assert_eq!(px(&img, 10 + 4, 20), BACKGROUND);
-}
-
-#[test]
-fn font_covers_printable_ascii_with_distinct_glyphs() {
-    assert_eq!(text_width("", 3), 0);
-    assert_eq!(text_width("ab", 2), (2 * 6 - 1) * 2);
-    let all: Vec<char> = (32u8..=126).map(char::from).collect();
-    for &c in &all[1..] {
-        let g = glyph(c).unwrap_or_else(|| panic!("no glyph for {c:?}"));
-        assert!(g.iter().any(|&row| row != 0), "{c:?} is blank");
-        assert!(g.iter().all(|&row| row < 32), "{c:?} is wider than 5");
-    }
-    assert!(glyph(' ').unwrap().iter().all(|&row| row == 0));
-    assert!(glyph('\u{3b5}').is_none() && glyph('\n').is_none());
-    for (i, &a) in all.iter().enumerate() {
-        for &b in &all[i + 1..] {
-            assert_ne!(glyph(a), glyph(b), "{a:?} and {b:?} look the same");
-        }
-    }
-    // Descenders use the last row, capitals and digits do not.
-    for c in ['g', 'j', 'p', 'q', 'y', '_'] {
-        assert_ne!(glyph(c).unwrap()[7], 0, "{c:?}");
-    }
-    for c in ('A'..='Z').chain('0'..='9') {
-        assert_eq!(glyph(c).unwrap()[7], 0, "{c:?}");
-    }
-}
-
-#[test]
-fn ticks_and_numbers_are_round_and_compact() {
-    let (ticks, step) = nice_ticks(0.0, 1.0, 5);
-    assert_eq!(step, 0.2);
-    let labels = tick_labels(&ticks, step);
-    assert_eq!(labels, ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]);
-
-    let (ticks, step) = nice_ticks(-1234.0, -310.0, 5);
-    assert_eq!(step, 200.0);
-    assert_eq!(
-        tick_labels(&ticks, step),
-        ["-1200", "-1000", "-800", "-600", "-400"]
-    );
-    let (ticks, step) = nice_ticks(0.0, 10.0, 4);
-    assert_eq!(step, 2.5);
-    assert_eq!(
-        tick_labels(&ticks, step),
-        ["0.0", "2.5", "5.0", "7.5", "10.0"]
-    );
-    let (ticks, step) = nice_ticks(0.0, 3.2e5, 4);
-    assert_eq!(tick_labels(&ticks, step), ["0", "1e5", "2e5", "3e5"]);
-    let (ticks, step) = nice_ticks(-2.0e4, 1.0e5, 6);
-    assert_eq!(
-        tick_labels(&ticks, step),
-        ["-2e4", "0", "2e4", "4e4", "6e4", "8e4", "1e5"]
-    );
-    let (ticks, _) = nice_ticks(-1.5e4, 1.0e5, 5);
-    assert!(
-        ticks.iter().all(|t| (-1.5e4..=1.0e5).contains(t)),
-        "{ticks:?}"
-    );
-
-    assert_eq!(format_value(0.9123), "0.912");
-    assert_eq!(format_value(12.46), "12.5");
-    assert_eq!(format_value(-1234.4), "-1234");
-    assert_eq!(format_value(1.5e6), "1.5e6");
-    assert_eq!(format_value(-1.23e7), "-1.23e7");
-    assert_eq!(format_value(4.5e-4), "4.5e-4");
-    assert_eq!(format_value(0.0), "0");
-    assert_eq!(format_value(0.5), "0.5");
+fn input_error(e: PlotError) -> EvalError {
+    e.input()
+        .cloned()
+        .unwrap_or_else(|| panic!("not an input error: {e}"))
 }
 
 /// 10 bins: bin 9 = (0.9, 1.0] all correct at confidence 1 (accuracy 1),
 /// bin 4 = (0.4, 0.5] half correct at confidence 0.45, the rest empty.
 fn known_diagram() -> ReliabilityDiagram {
-    reliability_from_confidences(&[1.0, 1.0, 0.45, 0.45], &[true, true, true, false], 10).unwrap()
+    let conf = [1.0, 1.0, 0.45, 0.45];
+    let correct = [true, true, true, false];
+    reliability_from_confidences(ArrayView1::from(&conf), ArrayView1::from(&correct), 10).unwrap()
 }
 
 #[test]
 fn reliability_bars_follow_the_bins() {
     let d = known_diagram();
     assert_eq!(d.bins[9].accuracy, Some(1.0));
-    assert_eq!(d.bins[6].count, 0);
     let fig = reliability_diagram_figure(&d, "Calibration", &PlotStyle::default()).unwrap();
     let (img, f) = (&fig.image, fig.frame);
     assert_eq!(img.dimensions(), (640, 480));
     let col = |x: f64| f.x_px(x).round() as i64;
     let row = |y: f64| f.y_px(y).round() as i64;
 
-    // The accuracy-1 bar fills its column from the x axis to the top row.
+    // The accuracy-1 bar fills its column from the x axis to the top, and
+    // the legend (which would sit there if it did not avoid data) is elsewhere.
     let x9 = col(0.95);
-    for y in f.top..f.bottom {
+    for y in (f.top + 2..f.bottom - 1).filter(|&y| (y - row(0.95)).abs() > 3) {
+        // (Except where the diagonal crosses it.)
         assert_eq!(px(img, x9, y), ACCURACY_COLOR, "bin 9 at row {y}");
     }
-    assert_eq!(
-        px(img, x9, f.top - 2),
-        BACKGROUND,
-        "nothing above the plot area"
-    );
+    assert!(empty(px(img, x9, f.top - 3)), "nothing above the plot area");
 
-    // The accuracy-0.5 bar stops at 0.5; the gap up from 0.45 is overlaid.
+    // The accuracy-0.5 bar stops at 0.5; the gap from 0.45 up is overlaid.
     let x4 = col(0.45);
     assert_eq!(px(img, x4, row(0.3)), ACCURACY_COLOR);
-    assert_eq!(
-        px(img, x4, row(0.475)),
-        mix(ACCURACY_COLOR, GAP_COLOR, GAP_ALPHA)
+    let overlaid = px(img, x4, row(0.475));
+    assert!(
+        near(overlaid, mix(ACCURACY_COLOR, GAP_COLOR, GAP_ALPHA), 2),
+        "{overlaid:?}"
     );
-    assert_eq!(px(img, x4, row(0.55)), BACKGROUND);
-    assert_eq!(px(img, x4, row(0.7)), BACKGROUND);
+    assert!(empty(px(img, x4, row(0.55))));
+    assert!(empty(px(img, x4, row(0.8))));
 
-    // The empty bin 6 draws nothing: only background and grid lines.
+    // The empty bin 6 draws nothing below the diagonal.
     let x6 = col(0.65);
-    for y in row(0.55)..f.bottom {
-        let p = px(img, x6, y);
+    for y in row(0.55)..f.bottom - 1 {
         assert!(
-            p == BACKGROUND || p == GRID_COLOR,
-            "bin 6 at row {y}: {p:?}"
+            empty(px(img, x6, y)),
+            "bin 6 at row {y}: {:?}",
+            px(img, x6, y)
         );
     }
-
-    // The ECE (2.5 %) and the tick labels are printed.
+    // The dashed diagonal passes through (0.25, 0.25) give or take a dash gap.
+    let on_diagonal = (-30..=30).any(|k| {
+        let t = 0.25 + f64::from(k) * 0.002;
+        let p = px(img, col(t), row(t));
+        p[0] < 140 && p[0].abs_diff(p[2]) < 10
+    });
+    assert!(on_diagonal);
     assert!((d.ece - 0.025).abs() < 1e-12);
-    assert!(contains_text(img, "ECE = 2.50%", 2));
-    assert!(contains_text(img, "n = 4", 2));
-    assert!(contains_text(img, "0.2", 2));
-    assert!(contains_text(img, "1.0", 2));
-    assert!(contains_text(img, "confidence", 2));
-    assert!(!contains_text(img, "ECE = 2.51%", 2));
 }
 
 /// Height in pixels of the column at `x` above the x axis that is neither
 /// background nor grid.
 fn bar_height(img: &RgbImage, x: i64, bottom: i64) -> i64 {
+    // Fills stop one row above the frame's bottom row (the y = 0 grid line).
     let mut y = bottom - 1;
-    while y >= 0 {
-        let p = px(img, x, y);
-        if p == BACKGROUND || p == GRID_COLOR {
-            break;
-        }
+    while y >= 0 && !empty(px(img, x, y)) {
         y -= 1;
     }
-    bottom - 1 - y
+    bottom - y
 }
 
 #[test]
@@ -271,35 +132,29 @@ fn histogram_tallest_bar_is_the_fullest_bin() {
     let (img, f) = (&fig.image, fig.frame);
     assert!(f.x_range.0 < 0.0 && f.x_range.1 > 4.0);
     let heights: Vec<i64> = (0..5)
-        .map(|k| {
-            bar_height(
-                img,
-                f.x_px(0.4 + 0.8 * k as f64).round() as i64 + 1,
-                f.bottom,
-            )
-        })
+        .map(|k| bar_height(img, f.x_px(0.4 + 0.8 * k as f64).round() as i64, f.bottom))
         .collect();
-    let tallest = (0..5).max_by_key(|&k| heights[k]).unwrap();
-    assert_eq!(tallest, 1, "{heights:?}");
     // Density = count / (n · width): 3/(7·0.8) for bin 1, 1/(7·0.8) elsewhere.
     let expect = |count: f64| f.bottom - f.y_px(count / (7.0 * 0.8)).round() as i64;
-    assert!((heights[1] - expect(3.0)).abs() <= 1, "{heights:?}");
-    for k in [0, 2, 3, 4] {
-        assert!((heights[k] - expect(1.0)).abs() <= 1, "{heights:?}");
-    }
-    // Translucent green fill (over background or a grid line).
-    let p = px(img, f.x_px(1.2).round() as i64 + 1, f.bottom - 3);
-    let green = PALETTE[0];
     assert!(
-        p == mix(BACKGROUND, green, HISTOGRAM_ALPHA)
-            || p == mix(GRID_COLOR, green, HISTOGRAM_ALPHA),
-        "{p:?}"
+        (heights[1] - expect(3.0)).abs() <= 2,
+        "{heights:?} vs {}",
+        expect(3.0)
     );
-    assert!(contains_text(img, "CIFAR-10", 2));
+    for k in [0, 2, 3, 4] {
+        assert!(
+            (heights[k] - expect(1.0)).abs() <= 2,
+            "{heights:?} vs {}",
+            expect(1.0)
+        );
+    }
+    // Translucent green fill.
+    let p = px(img, f.x_px(1.2).round() as i64, f.bottom - 10);
+    assert!(near(p, mix(BACKGROUND, PALETTE[0], 0.35), 3), "{p:?}");
 }
 
 #[test]
-fn histograms_share_bins_over_the_pooled_range() {
+fn histograms_share_bins_over_the_pooled_range_and_the_legend_avoids_them() {
     let series = [
         HistogramSeries::new("in", vec![0.0, 0.1, 0.2, 0.2]),
         HistogramSeries::new("out", vec![10.0, 9.9, 9.8]),
@@ -307,22 +162,36 @@ fn histograms_share_bins_over_the_pooled_range() {
     let fig = score_histograms_figure(&series, 10, "", "score", &PlotStyle::default()).unwrap();
     let (img, f) = (&fig.image, fig.frame);
     assert!(f.x_range.0 < 0.0 && f.x_range.1 > 10.0);
-    // Bin 0 = [0, 1) holds all of "in" (green); bin 9 all of "out" (red);
-    // bin 5 is empty.
-    let at = |x: f64| px(img, f.x_px(x).round() as i64 + 1, f.bottom - 3);
-    let tint = |c| {
-        [
-            mix(BACKGROUND, c, HISTOGRAM_ALPHA),
-            mix(GRID_COLOR, c, HISTOGRAM_ALPHA),
-        ]
-    };
-    assert!(tint(PALETTE[0]).contains(&at(0.5)), "{:?}", at(0.5));
-    assert!(tint(PALETTE[1]).contains(&at(9.5)), "{:?}", at(9.5));
-    assert!([BACKGROUND, GRID_COLOR].contains(&at(5.5)));
-    // Both densities are 1/width = 1/1, so both bars are equally tall.
-    let h0 = bar_height(img, f.x_px(0.5).round() as i64 + 1, f.bottom);
-    let h9 = bar_height(img, f.x_px(9.5).round() as i64 + 1, f.bottom);
+    // Bin 0 = [0, 1) holds all of "in" (green), bin 9 all of "out" (red);
+    // bin 5 is empty. Both densities are 1/width, so the bars are equally tall.
+    let at = |x: f64| px(img, f.x_px(x).round() as i64, f.bottom - 10);
+    assert!(
+        near(at(0.5), mix(BACKGROUND, PALETTE[0], 0.35), 3),
+        "{:?}",
+        at(0.5)
+    );
+    assert!(
+        near(at(9.5), mix(BACKGROUND, PALETTE[1], 0.35), 3),
+        "{:?}",
+        at(9.5)
+    );
+    assert!(empty(at(5.5)));
+    let h0 = bar_height(img, f.x_px(0.5).round() as i64, f.bottom);
+    let h9 = bar_height(img, f.x_px(9.5).round() as i64, f.bottom);
     assert!((h0 - h9).abs() <= 1, "{h0} vs {h9}");
+    // Full-height bars at both ends: the legend goes to the empty middle
+    // only if the y range grows; its border is then not over any bar.
+    let border: Vec<(u32, u32)> = img
+        .enumerate_pixels()
+        .filter(|(_, _, p)| **p == LEGEND_BORDER)
+        .map(|(x, y, _)| (x, y))
+        .collect();
+    assert!(!border.is_empty(), "a legend is drawn");
+    let bars = [f.x_px(0.0)..f.x_px(1.0), f.x_px(9.0)..f.x_px(10.0)];
+    let covered = |&(x, y): &(u32, u32)| {
+        bars.iter().any(|r| r.contains(&f64::from(x))) && f64::from(y) > f.y_px(1.0)
+    };
+    assert!(!border.iter().any(covered), "the legend covers a bar");
 }
 
 #[test]
@@ -334,7 +203,7 @@ fn line_plot_markers_sit_on_their_points_in_series_colours() {
     let fig = line_plot_figure(
         &series,
         "Robustness",
-        "epsilon",
+        "ε",
         "accuracy",
         &PlotStyle::default(),
     )
@@ -342,26 +211,43 @@ fn line_plot_markers_sit_on_their_points_in_series_colours() {
     let (img, f) = (&fig.image, fig.frame);
     assert!(f.x_range.0 < 0.0 && f.x_range.1 > 0.03);
     assert!(f.y_range.0 < 0.0 && f.y_range.1 > 0.95);
+    // Pixels of exactly `color` in the 9×9 box around `(x, y)`.
+    let solid = |img: &RgbImage, (cx, cy): (i64, i64), color| {
+        let box_ = (-4..=4).flat_map(|dy| (-4..=4).map(move |dx| (cx + dx, cy + dy)));
+        box_.filter(|&(x, y)| px(img, x, y) == color).count()
+    };
+    // Series 0 has round markers, series 1 triangles: each fills over half
+    // the box around its point (44 to 55 pixels), the lines through a point
+    // of an unmarked curve about 31.
     for (i, s) in series.iter().enumerate() {
-        for &(x, y) in &s.points {
-            let (cx, cy) = f.px(x, y);
-            assert_eq!(px(img, cx, cy), PALETTE[i], "{} at ({x}, {y})", s.label);
-            // The marker is wider than the line: its full width is coloured.
-            assert_eq!(px(img, cx + 3, cy), PALETTE[i], "{} at ({x}, {y})", s.label);
+        for &(x, y) in &s.points[1..] {
+            let n = solid(img, f.px(x, y), PALETTE[i]);
+            assert!(n >= 40, "{} at ({x}, {y}): {n} pixels", s.label);
         }
     }
-    // Far from every curve the plot is empty.
+    // A long curve has no markers: only its line passes its points.
+    let long: Vec<(f64, f64)> = (0..400)
+        .map(|k| (f64::from(k), f64::from(k) / 400.0))
+        .collect();
+    let long_series = [LineSeries::new("long", long.clone())];
+    let plain = line_plot_figure(&long_series, "", "", "", &PlotStyle::default()).unwrap();
+    let (x, y) = long[200];
+    let n = solid(&plain.image, plain.frame.px(x, y), PALETTE[0]);
+    assert!(n < 40, "{n} pixels: a marker was drawn");
+    // Between the curves, far from every point, the plot is empty.
     let (ex, ey) = f.px(0.025, 0.7);
-    assert!([BACKGROUND, GRID_COLOR].contains(&px(img, ex, ey)));
-    assert!(contains_text(img, "baseline", 2));
+    assert!(empty(px(img, ex, ey)));
+    // Halfway along the first segment of "JEM" the line is drawn.
+    let (mx, my) = f.px(0.005, 0.75);
+    assert!((-2..=2).any(|d| px(img, mx, my + d) == PALETTE[0]));
 }
 
 #[test]
-fn bar_chart_bars_reach_their_values_with_labels() {
+fn bar_chart_bars_reach_their_values() {
     let categories: Vec<String> = ["SVHN", "CIFAR-100", "CelebA"].map(String::from).to_vec();
     let groups = [
         BarGroup::new("log p(x)", vec![0.91, 0.87, 0.79]),
-        BarGroup::new("grad norm", vec![0.5, 0.6, -0.2]),
+        BarGroup::new("‖∂ log p(x)/∂x‖", vec![0.5, 0.6, -0.2]),
     ];
     let fig = bar_chart_figure(
         &categories,
@@ -378,17 +264,61 @@ fn bar_chart_bars_reach_their_values_with_labels() {
     let row = |y: f64| f.y_px(y).round() as i64;
     assert_eq!(px(img, centre(0, 0), row(0.45)), PALETTE[0]);
     assert_eq!(px(img, centre(0, 0), row(0.91) + 2), PALETTE[0]);
-    assert_ne!(px(img, centre(0, 0), row(0.91) - 2), PALETTE[0]);
+    assert!(empty(px(img, centre(0, 0), row(0.91) - 2)));
     assert_eq!(px(img, centre(1, 1), row(0.59)), PALETTE[1]);
-    assert_ne!(px(img, centre(1, 1), row(0.61) - 1), PALETTE[1]);
-    // The negative bar hangs below zero.
+    assert!(empty(px(img, centre(1, 1), row(0.6) - 2)));
+    // The negative bar hangs below zero, with its label below it.
     assert_eq!(px(img, centre(2, 1), row(-0.1)), PALETTE[1]);
-    assert_ne!(px(img, centre(2, 1), row(0.1)), PALETTE[1]);
-    for label in [
-        "0.91", "0.87", "0.79", "0.5", "0.6", "-0.2", "SVHN", "CelebA",
-    ] {
-        assert!(contains_text(img, label, 2), "{label}");
+    assert!(empty(px(img, centre(2, 1), row(0.1))));
+    // Each value label puts dark ink just above its bar.
+    for (c, g, v) in [(0, 0, 0.91), (1, 1, 0.6), (2, 0, 0.79)] {
+        let label_rows = (row(v) - 20).max(0)..row(v) - 2;
+        let dark = label_rows
+            .flat_map(|y| (centre(c, g) - 12..centre(c, g) + 12).map(move |x| (x, y)))
+            .filter(|&(x, y)| px(img, x, y)[0] < 100)
+            .count();
+        assert!(dark > 10, "no label above bar ({c}, {g}): {dark}");
     }
+}
+
+#[test]
+fn labels_with_the_papers_symbols_render_as_glyphs() {
+    let lines = [LineSeries::new("a", vec![(0.0, 1.0), (1.0, 0.0)])];
+    let style = PlotStyle::default();
+    let plot = |x_label: &str| {
+        line_plot_figure(&lines, "", x_label, "", &style)
+            .unwrap()
+            .image
+    };
+    // A space takes the label's room but draws nothing: the same figure
+    // without the glyph.
+    let blank = plot(" ");
+    // No glyph for a private-use character: the font's "missing" box.
+    let missing = plot("\u{E000}");
+    let bottom = |img: &RgbImage| ink_in_rows(img, 440..480);
+    assert!(bottom(&missing) > bottom(&blank));
+    for symbol in ["ε", "∞", "σ", "‖", "∂", "₂", "p(y|x)"] {
+        let img = plot(symbol);
+        assert!(bottom(&img) > bottom(&blank), "{symbol} drew nothing");
+        assert!(img != missing, "{symbol} has no glyph");
+    }
+    // A title puts ink in the top rows; the margin above the plot stays blank.
+    let titled = |t: &str| line_plot_figure(&lines, t, "", "", &style).unwrap().image;
+    let top = |img: &RgbImage| ink_in_rows(img, 0..40);
+    assert!(top(&titled("ε-robustness")) > top(&titled(" ")) + 50);
+    assert_eq!(ink_in_rows(&plot(""), 0..8), 0);
+}
+
+#[test]
+fn bar_values_are_compact() {
+    assert_eq!(format_value(0.9123), "0.912");
+    assert_eq!(format_value(12.46), "12.5");
+    assert_eq!(format_value(-1234.4), "-1234");
+    assert_eq!(format_value(1.5e6), "1.5e6");
+    assert_eq!(format_value(-1.23e7), "-1.23e7");
+    assert_eq!(format_value(4.5e-4), "4.5e-4");
+    assert_eq!(format_value(0.0), "0");
+    assert_eq!(format_value(0.5), "0.5");
 }
 
 #[test]
@@ -410,11 +340,12 @@ fn png_files_decode_to_the_rendered_figures() {
     let groups = [BarGroup::new("g", vec![1.0, 2.0])];
     bar_chart_png(&cats, &groups, "Bars", "y", &paths[3]).unwrap();
 
-    let expected = [
-        reliability_diagram_figure(&d, "Reliability", &PlotStyle::default()).unwrap(),
-        score_histograms_figure(&hist, 4, "Hist", "x", &PlotStyle::default()).unwrap(),
-        line_plot_figure(&lines, "Line", "x", "y", &PlotStyle::default()).unwrap(),
-        bar_chart_figure(&cats, &groups, "Bars", "y", &PlotStyle::default()).unwrap(),
+    let style = PlotStyle::default();
+    let expected: [Figure; 4] = [
+        reliability_diagram_figure(&d, "Reliability", &style).unwrap(),
+        score_histograms_figure(&hist, 4, "Hist", "x", &style).unwrap(),
+        line_plot_figure(&lines, "Line", "x", "y", &style).unwrap(),
+        bar_chart_figure(&cats, &groups, "Bars", "y", &style).unwrap(),
     ];
     for (path, fig) in paths.iter().zip(&expected) {
         let bytes = std::fs::read(path).unwrap();
@@ -428,7 +359,7 @@ fn png_files_decode_to_the_rendered_figures() {
     let style = PlotStyle {
         width: 800,
         height: 300,
-        font_scale: 1,
+        font_size: 10,
     };
     let fig = reliability_diagram_figure(&d, "", &style).unwrap();
     fig.save(dir.join("small.png")).unwrap();
@@ -439,19 +370,13 @@ fn png_files_decode_to_the_rendered_figures() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn input_error(e: PlotError) -> EvalError {
-    e.input()
-        .cloned()
-        .unwrap_or_else(|| panic!("not an input error: {e}"))
-}
-
 #[test]
 fn bad_inputs_are_errors_naming_the_argument() {
     let style = PlotStyle::default();
     let dir = scratch("errors");
     let out = dir.join("never.png");
 
-    let e = score_histograms_figure(&[], 10, "", "", &style).unwrap_err();
+    let e = input_error(score_histograms_figure(&[], 10, "", "", &style).unwrap_err());
     assert!(
         matches!(
             e,
@@ -468,26 +393,22 @@ fn bad_inputs_are_errors_naming_the_argument() {
         HistogramSeries::new("bad", vec![1.0, 2.0, f64::NAN]),
     ];
     let e = input_error(score_histograms_png(&nan, 10, "", "", &out).unwrap_err());
-    assert!(
-        matches!(e, EvalError::InvalidParameter { arg: "series", .. }),
-        "{e}"
-    );
     let msg = e.to_string();
     assert!(
-        msg.contains("series[1].values[2]") && msg.contains("NaN"),
+        msg.contains("series[1].values[2]") && msg.contains("NaN") && msg.contains("\"bad\""),
         "{msg}"
     );
-    let empty = [HistogramSeries::new("none", vec![])];
-    let e = score_histograms_figure(&empty, 10, "", "", &style).unwrap_err();
+    let empty_series = [HistogramSeries::new("none", vec![])];
+    let e = score_histograms_figure(&empty_series, 10, "", "", &style).unwrap_err();
     assert!(e.to_string().contains("series[0].values"), "{e}");
     let ok = [HistogramSeries::new("ok", vec![1.0])];
-    let e = score_histograms_figure(&ok, 0, "", "", &style).unwrap_err();
+    let e = input_error(score_histograms_figure(&ok, 0, "", "", &style).unwrap_err());
     assert!(
         matches!(e, EvalError::InvalidParameter { arg: "bins", .. }),
         "{e}"
     );
 
-    let e = line_plot_figure(&[], "", "", "", &style).unwrap_err();
+    let e = input_error(line_plot_figure(&[], "", "", "", &style).unwrap_err());
     assert!(
         matches!(e, EvalError::TooFewSamples { arg: "series", .. }),
         "{e}"
@@ -499,7 +420,9 @@ fn bad_inputs_are_errors_naming_the_argument() {
     assert!(e.to_string().contains("series[0].points"), "{e}");
 
     let cats = vec!["a".to_string(), "b".to_string()];
-    let e = bar_chart_figure(&[], &[BarGroup::new("g", vec![])], "", "", &style).unwrap_err();
+    let e = input_error(
+        bar_chart_figure(&[], &[BarGroup::new("g", vec![])], "", "", &style).unwrap_err(),
+    );
     assert!(
         matches!(
             e,
@@ -510,20 +433,21 @@ fn bad_inputs_are_errors_naming_the_argument() {
         ),
         "{e}"
     );
-    let e = bar_chart_figure(&cats, &[], "", "", &style).unwrap_err();
+    let e = input_error(bar_chart_figure(&cats, &[], "", "", &style).unwrap_err());
     assert!(
         matches!(e, EvalError::TooFewSamples { arg: "groups", .. }),
         "{e}"
     );
     let short = [BarGroup::new("g", vec![1.0])];
     let e = input_error(bar_chart_png(&cats, &short, "", "", &out).unwrap_err());
-    assert!(e.to_string().contains("groups[0].values"), "{e}");
-    let nan = [BarGroup::new("g", vec![1.0, f64::NAN])];
-    let e = bar_chart_figure(&cats, &nan, "", "", &style).unwrap_err();
+    let msg = e.to_string();
     assert!(
-        matches!(e, EvalError::InvalidParameter { arg: "groups", .. }),
-        "{e}"
+        msg.contains("groups[0].values") && msg.contains("1 entries for 2 categories"),
+        "{msg}"
     );
+    let nan = [BarGroup::new("g", vec![1.0, f64::NAN])];
+    let e = input_error(bar_chart_figure(&cats, &nan, "", "", &style).unwrap_err());
+    assert!(e.to_string().contains("groups[0].values[1]"), "{e}");
 
     let mut d = known_diagram();
     d.bins[4].accuracy = Some(f64::NAN);
@@ -541,7 +465,7 @@ fn bad_inputs_are_errors_naming_the_argument() {
     );
     let mut d = known_diagram();
     d.bins.clear();
-    let e = reliability_diagram_figure(&d, "", &style).unwrap_err();
+    let e = input_error(reliability_diagram_figure(&d, "", &style).unwrap_err());
     assert!(
         matches!(
             e,
@@ -554,7 +478,7 @@ fn bad_inputs_are_errors_naming_the_argument() {
     );
     let mut d = known_diagram();
     d.ece = 1.5;
-    let e = reliability_diagram_figure(&d, "", &style).unwrap_err();
+    let e = input_error(reliability_diagram_figure(&d, "", &style).unwrap_err());
     assert!(
         matches!(
             e,
@@ -567,15 +491,15 @@ fn bad_inputs_are_errors_naming_the_argument() {
     );
 
     let bad_style = PlotStyle {
-        font_scale: 0,
+        font_size: 0,
         ..style
     };
-    let e = reliability_diagram_figure(&known_diagram(), "", &bad_style).unwrap_err();
+    let e = input_error(reliability_diagram_figure(&known_diagram(), "", &bad_style).unwrap_err());
     assert!(
         matches!(
             e,
             EvalError::InvalidParameter {
-                arg: "style.font_scale",
+                arg: "style.font_size",
                 ..
             }
         ),
@@ -584,9 +508,9 @@ fn bad_inputs_are_errors_naming_the_argument() {
     let cramped = PlotStyle {
         width: 160,
         height: 120,
-        font_scale: 8,
+        font_size: 40,
     };
-    let e = reliability_diagram_figure(&known_diagram(), "", &cramped).unwrap_err();
+    let e = input_error(reliability_diagram_figure(&known_diagram(), "", &cramped).unwrap_err());
     assert!(
         matches!(e, EvalError::InvalidParameter { arg: "style", .. }),
         "{e}"
@@ -635,7 +559,8 @@ fn sample_plots_render() {
         .zip(&u)
         .map(|(c, z)| (0.5 + 0.5 * (z * 0.7).tanh()) < c - 0.05)
         .collect();
-    let d = reliability_from_confidences(&conf, &correct, 20).unwrap();
+    let d = reliability_from_confidences(ArrayView1::from(&conf), ArrayView1::from(&correct), 20)
+        .unwrap();
     reliability_diagram_png(&d, "JEM on CIFAR-10", dir.join("reliability.png")).unwrap();
 
     let hist = [
@@ -666,8 +591,8 @@ fn sample_plots_render() {
     ];
     line_plot_png(
         &lines,
-        "PGD robustness (L-inf)",
-        "epsilon (/255)",
+        "PGD robustness (L∞)",
+        "ε (L∞, [0, 255] pixel scale)",
         "accuracy",
         dir.join("line.png"),
     )
@@ -695,7 +620,7 @@ fn sample_plots_render() {
     let groups = [
         BarGroup::new("log p(x)", vec![0.91, 0.87, 0.79, 0.66]),
         BarGroup::new("max p(y|x)", vec![0.93, 0.87, 0.78, 0.53]),
-        BarGroup::new("grad norm", vec![0.84, 0.67, 0.74, 0.42]),
+        BarGroup::new("−‖∂ log p(x)/∂x‖₂", vec![0.84, 0.67, 0.74, 0.42]),
     ];
     bar_chart_png(
         &cats,
@@ -709,7 +634,7 @@ fn sample_plots_render() {
     let small = PlotStyle {
         width: 480,
         height: 300,
-        font_scale: 1,
+        font_size: 11,
     };
     reliability_diagram_figure(
         &d,
@@ -743,9 +668,6 @@ fn sample_plots_render() {
     let a = reliability_diagram_figure(&d, "x", &PlotStyle::default()).unwrap();
     let b = reliability_diagram_figure(&d, "x", &PlotStyle::default()).unwrap();
     assert!(a.image == b.image);
-    let mut c = a.image.clone();
-    fill_rect(&mut c, 0, 0, 1, 1, Rgb([1, 2, 3]));
-    assert!(c != b.image);
     if !keep {
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -4,17 +4,19 @@
 use approx::assert_relative_eq;
 use jem_eval::{
     aupr, auroc, auroc_bootstrap, ece, fpr_at_tpr, frechet_distance, inception_score,
-    reliability_from_confidences, BootstrapConfig, Probs, PAPER_NUM_BINS,
+    reliability_from_confidences, BootstrapConfig, PAPER_NUM_BINS,
 };
+use ndarray::{Array1, Array2, ArrayView1, Axis};
 use proptest::prelude::*;
 
 /// Scores on a coarse grid so that ties between and within sets are common.
-fn scores(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
+fn scores(max_len: usize) -> impl Strategy<Value = Array1<f64>> {
     prop::collection::vec((-40i32..40).prop_map(|k| f64::from(k) / 4.0), 1..max_len)
+        .prop_map(Array1::from)
 }
 
 /// Mann–Whitney U / (n·m) by comparing every pair.
-fn naive_auroc(in_scores: &[f64], out_scores: &[f64]) -> f64 {
+fn naive_auroc(in_scores: ArrayView1<'_, f64>, out_scores: ArrayView1<'_, f64>) -> f64 {
     let mut u = 0.0;
     for &a in in_scores {
         for &b in out_scores {
@@ -32,12 +34,17 @@ fn naive_auroc(in_scores: &[f64], out_scores: &[f64]) -> f64 {
 
 /// Smallest FPR over every threshold `s >= t` (including "accept nothing")
 /// whose TPR reaches `target`, by scanning all candidate thresholds.
-fn naive_fpr_at_tpr(in_scores: &[f64], out_scores: &[f64], target: f64) -> f64 {
-    let rate =
-        |set: &[f64], t: f64| set.iter().filter(|&&s| s >= t).count() as f64 / set.len() as f64;
+fn naive_fpr_at_tpr(
+    in_scores: ArrayView1<'_, f64>,
+    out_scores: ArrayView1<'_, f64>,
+    target: f64,
+) -> f64 {
+    let rate = |set: ArrayView1<'_, f64>, t: f64| {
+        set.iter().filter(|&&s| s >= t).count() as f64 / set.len() as f64
+    };
     in_scores
         .iter()
-        .chain(out_scores)
+        .chain(out_scores.iter())
         .copied()
         .chain([f64::INFINITY])
         .filter(|&t| rate(in_scores, t) >= target)
@@ -45,16 +52,16 @@ fn naive_fpr_at_tpr(in_scores: &[f64], out_scores: &[f64], target: f64) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn softmax_rows(logits: &[f64], k: usize) -> Vec<f64> {
-    logits
-        .chunks_exact(k)
-        .flat_map(|row| {
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let exps: Vec<f64> = row.iter().map(|x| (x - max).exp()).collect();
-            let sum: f64 = exps.iter().sum();
-            exps.into_iter().map(move |e| e / sum)
-        })
-        .collect()
+/// Row-wise softmax of `logits` (row-major, `k` per row) as an `n × k` matrix.
+fn softmax_rows(logits: &[f64], k: usize) -> Array2<f64> {
+    let mut probs = Array2::from_shape_vec((logits.len() / k, k), logits.to_vec()).unwrap();
+    for mut row in probs.rows_mut() {
+        let max = row.fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        row.mapv_inplace(|x| (x - max).exp());
+        let sum = row.sum();
+        row /= sum;
+    }
+    probs
 }
 
 proptest! {
@@ -62,15 +69,15 @@ proptest! {
 
     #[test]
     fn auroc_equals_naive_mann_whitney(i in scores(40), o in scores(40)) {
-        let fast = auroc(&i, &o).unwrap();
-        assert_relative_eq!(fast, naive_auroc(&i, &o), max_relative = 1e-12, epsilon = 1e-15);
+        let fast = auroc(i.view(), o.view()).unwrap();
+        assert_relative_eq!(fast, naive_auroc(i.view(), o.view()), max_relative = 1e-12, epsilon = 1e-15);
         prop_assert!((0.0..=1.0).contains(&fast));
     }
 
     #[test]
     fn auroc_is_antisymmetric(i in scores(40), o in scores(40)) {
-        let forward = auroc(&i, &o).unwrap();
-        let backward = auroc(&o, &i).unwrap();
+        let forward = auroc(i.view(), o.view()).unwrap();
+        let backward = auroc(o.view(), i.view()).unwrap();
         assert_relative_eq!(forward, 1.0 - backward, max_relative = 1e-12, epsilon = 1e-15);
     }
 
@@ -84,25 +91,25 @@ proptest! {
             |x| (x / 3.0).exp(),
         ];
         for f in transforms {
-            let (ti, to): (Vec<f64>, Vec<f64>) = (i.iter().map(|&x| f(x)).collect(), o.iter().map(|&x| f(x)).collect());
-            prop_assert_eq!(auroc(&ti, &to).unwrap(), auroc(&i, &o).unwrap());
-            prop_assert_eq!(aupr(&ti, &to).unwrap(), aupr(&i, &o).unwrap());
-            prop_assert_eq!(fpr_at_tpr(&ti, &to, 0.95).unwrap(), fpr_at_tpr(&i, &o, 0.95).unwrap());
+            let (ti, to) = (i.mapv(f), o.mapv(f));
+            prop_assert_eq!(auroc(ti.view(), to.view()).unwrap(), auroc(i.view(), o.view()).unwrap());
+            prop_assert_eq!(aupr(ti.view(), to.view()).unwrap(), aupr(i.view(), o.view()).unwrap());
+            prop_assert_eq!(fpr_at_tpr(ti.view(), to.view(), 0.95).unwrap(), fpr_at_tpr(i.view(), o.view(), 0.95).unwrap());
         }
     }
 
     #[test]
     fn fpr_at_tpr_equals_threshold_scan(i in scores(30), o in scores(30), target in 0.0f64..=1.0) {
-        let fast = fpr_at_tpr(&i, &o, target).unwrap();
-        prop_assert_eq!(fast, naive_fpr_at_tpr(&i, &o, target));
-        let ap = aupr(&i, &o).unwrap();
+        let fast = fpr_at_tpr(i.view(), o.view(), target).unwrap();
+        prop_assert_eq!(fast, naive_fpr_at_tpr(i.view(), o.view(), target));
+        let ap = aupr(i.view(), o.view()).unwrap();
         prop_assert!(ap > 0.0 && ap <= 1.0, "aupr {}", ap);
     }
 
     #[test]
     fn bootstrap_interval_is_ordered_and_in_range(i in scores(30), o in scores(30), seed in any::<u64>()) {
         let config = BootstrapConfig { num_resamples: 50, confidence_level: 0.9, seed };
-        let ci = auroc_bootstrap(&i, &o, &config).unwrap();
+        let ci = auroc_bootstrap(i.view(), o.view(), &config).unwrap();
         prop_assert!(0.0 <= ci.lower && ci.lower <= ci.upper && ci.upper <= 1.0, "{:?}", ci);
     }
 
@@ -112,7 +119,7 @@ proptest! {
         num_bins in 1usize..40,
     ) {
         let (conf, correct): (Vec<f64>, Vec<bool>) = samples.into_iter().unzip();
-        let d = reliability_from_confidences(&conf, &correct, num_bins).unwrap();
+        let d = reliability_from_confidences(ArrayView1::from(&conf), ArrayView1::from(&correct), num_bins).unwrap();
         prop_assert!((0.0..=1.0).contains(&d.ece), "ece {}", d.ece);
         prop_assert_eq!(d.bins.iter().map(|b| b.count).sum::<usize>(), conf.len());
     }
@@ -142,10 +149,9 @@ proptest! {
             state ^= state << 17;
             rows.swap(k, (state % (k as u64 + 1)) as usize);
         }
-        let data: Vec<f64> = rows.iter().flat_map(|&(c, _)| [c, 1.0 - c]).collect();
-        let labels: Vec<usize> = rows.iter().map(|&(_, l)| l).collect();
-        let probs = Probs::new(&data, 2).unwrap();
-        let value = ece(&probs, &labels, PAPER_NUM_BINS).unwrap();
+        let probs = Array2::from_shape_fn((rows.len(), 2), |(i, k)| if k == 0 { rows[i].0 } else { 1.0 - rows[i].0 });
+        let labels: Array1<usize> = rows.iter().map(|&(_, l)| l).collect();
+        let value = ece(probs.view(), labels.view(), PAPER_NUM_BINS).unwrap();
         prop_assert!(value.abs() < 1e-12, "ece {}", value);
     }
 
@@ -155,13 +161,12 @@ proptest! {
         labels in prop::collection::vec(0usize..3, 60),
         permutation in Just((0..60).collect::<Vec<usize>>()).prop_shuffle(),
     ) {
-        let data = softmax_rows(&logits, 3);
-        let probs = Probs::new(&data, 3).unwrap();
-        let permuted_data: Vec<f64> = permutation.iter().flat_map(|&i| probs.row(i).to_vec()).collect();
-        let permuted_labels: Vec<usize> = permutation.iter().map(|&i| labels[i]).collect();
-        let permuted = Probs::new(&permuted_data, 3).unwrap();
-        let a = ece(&probs, &labels, PAPER_NUM_BINS).unwrap();
-        let b = ece(&permuted, &permuted_labels, PAPER_NUM_BINS).unwrap();
+        let probs = softmax_rows(&logits, 3);
+        let labels = Array1::from(labels);
+        let permuted = probs.select(Axis(0), &permutation);
+        let permuted_labels = labels.select(Axis(0), &permutation);
+        let a = ece(probs.view(), labels.view(), PAPER_NUM_BINS).unwrap();
+        let b = ece(permuted.view(), permuted_labels.view(), PAPER_NUM_BINS).unwrap();
         assert_relative_eq!(a, b, max_relative = 1e-12, epsilon = 1e-15);
         prop_assert!((0.0..=1.0).contains(&a));
     }
@@ -169,14 +174,13 @@ proptest! {
 
 /// Feature matrices: `n × d` with `n` in 2..24 (so often `n <= d`, i.e.
 /// singular covariances) and values of mixed scale.
-fn feature_pair() -> impl Strategy<Value = (usize, Vec<f64>, Vec<f64>)> {
-    (1usize..8, 2usize..24, 2usize..24).prop_flat_map(|(d, n1, n2)| {
-        (
-            Just(d),
-            prop::collection::vec(-10.0f64..10.0, n1 * d),
-            prop::collection::vec(-10.0f64..10.0, n2 * d),
-        )
-    })
+fn feature_pair() -> impl Strategy<Value = (usize, Array2<f64>, Array2<f64>)> {
+    let matrix = |n: usize, d: usize| {
+        prop::collection::vec(-10.0f64..10.0, n * d)
+            .prop_map(move |v| Array2::from_shape_vec((n, d), v).unwrap())
+    };
+    (1usize..8, 2usize..24, 2usize..24)
+        .prop_flat_map(move |(d, n1, n2)| (Just(d), matrix(n1, d), matrix(n2, d)))
 }
 
 proptest! {
@@ -184,15 +188,15 @@ proptest! {
 
     #[test]
     fn frechet_distance_of_a_set_with_itself_is_zero((d, x, _y) in feature_pair()) {
-        let fd = frechet_distance(&x, &x, d).unwrap();
+        let fd = frechet_distance(x.view(), x.view()).unwrap();
         // Relative to the scale of the traces (values up to 10 → variances ~30·d).
         prop_assert!(fd.abs() < 1e-8 * (1.0 + 30.0 * d as f64), "fd {}", fd);
     }
 
     #[test]
     fn frechet_distance_is_symmetric_and_non_negative((d, x, y) in feature_pair()) {
-        let xy = frechet_distance(&x, &y, d).unwrap();
-        let yx = frechet_distance(&y, &x, d).unwrap();
+        let xy = frechet_distance(x.view(), y.view()).unwrap();
+        let yx = frechet_distance(y.view(), x.view()).unwrap();
         prop_assert!(xy >= 0.0);
         assert_relative_eq!(xy, yx, max_relative = 1e-8, epsilon = 1e-8 * (1.0 + 30.0 * d as f64));
     }
@@ -202,9 +206,8 @@ proptest! {
         (k, logits) in (1usize..12).prop_flat_map(|k| (Just(k), prop::collection::vec(-8.0f64..8.0, k * 30))),
         splits in 1usize..10,
     ) {
-        let data = softmax_rows(&logits, k);
-        let probs = Probs::new(&data, k).unwrap();
-        let is = inception_score(&probs, splits).unwrap();
+        let probs = softmax_rows(&logits, k);
+        let is = inception_score(probs.view(), splits).unwrap();
         for s in is.per_split.iter().chain([&is.mean]) {
             prop_assert!(*s >= 1.0 - 1e-12 && *s <= k as f64 + 1e-12, "score {} k {}", s, k);
         }
@@ -216,9 +219,9 @@ proptest! {
 #[test]
 fn aupr_of_a_perfect_separation_is_not_above_one() {
     for n in [3usize, 200, 997] {
-        let inside: Vec<f64> = (0..n).map(|i| 10.0 + i as f64 * 0.37).collect();
-        let outside: Vec<f64> = (0..n).map(|i| -(i as f64) * 0.11).collect();
-        let ap = aupr(&inside, &outside).unwrap();
+        let inside = Array1::from_iter((0..n).map(|i| 10.0 + i as f64 * 0.37));
+        let outside = Array1::from_iter((0..n).map(|i| -(i as f64) * 0.11));
+        let ap = aupr(inside.view(), outside.view()).unwrap();
         assert!(ap <= 1.0 && ap > 1.0 - 1e-12, "n = {n}: {ap}");
     }
 }

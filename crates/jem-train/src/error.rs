@@ -98,7 +98,7 @@ pub enum TrainError {
 
     /// Writing a sample grid failed.
     #[error(transparent)]
-    Grid(#[from] jem_eval::grid::GridError),
+    Grid(#[from] jem_data::grid::GridError),
 
     /// An error of the data crate.
     #[error(transparent)]

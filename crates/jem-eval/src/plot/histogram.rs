@@ -3,13 +3,16 @@
 
 use std::path::Path;
 
-use super::axes::{draw_axes, draw_axis_lines, draw_legend, AxesSpec, LegendEntry, Swatch, XAxis};
-use super::draw::{blend_rect, draw_line};
+use plotters::prelude::*;
+
+use super::chart::{
+    drawn, render_best, rgb, swatch, Chart, Fonts, Ink, Layout, Painted, Painter, XTicks,
+};
 use super::{
-    check_series_finite, check_series_nonempty, padded_range, series_color, Figure, PlotError,
+    check_nonempty, check_series, min_max, padded_range, series_color, Figure, Frame, PlotResult,
     PlotStyle,
 };
-use crate::error::{EvalError, Result};
+use crate::error::EvalError;
 
 /// Opacity of the histogram fills, so overlapping data sets stay visible.
 pub const HISTOGRAM_ALPHA: f64 = 0.35;
@@ -39,12 +42,7 @@ impl HistogramSeries {
 /// Shared bin edges over the pooled range and each series' density
 /// `count / (n · bin_width)` per bin.
 fn densities(series: &[HistogramSeries], bins: usize) -> ((f64, f64), Vec<Vec<f64>>) {
-    let (lo, hi) = series
-        .iter()
-        .flat_map(|s| s.values.iter())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
+    let (lo, hi) = min_max(series.iter().flat_map(|s| s.values.iter().copied()));
     let (lo, hi) = padded_range(lo, hi, 0.0);
     let width = (hi - lo) / bins as f64;
     let densities = series
@@ -62,12 +60,79 @@ fn densities(series: &[HistogramSeries], bins: usize) -> ((f64, f64), Vec<Vec<f6
     ((lo, hi), densities)
 }
 
+/// The outline of a histogram: one closed step path per run of non-empty bins.
+fn outlines(density: &[f64], edge: impl Fn(usize) -> f64) -> Vec<Vec<(f64, f64)>> {
+    let mut paths = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    for (k, &d) in density.iter().enumerate() {
+        if d > 0.0 {
+            if current.is_empty() {
+                current.push((edge(k), 0.0));
+            }
+            current.push((edge(k), d));
+            current.push((edge(k + 1), d));
+        } else if !current.is_empty() {
+            current.push((edge(k), 0.0));
+            paths.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        current.push((edge(density.len()), 0.0));
+        paths.push(current);
+    }
+    paths
+}
+
+/// Draws translucent bars and step outlines of each series' densities.
+struct Histograms<'d> {
+    series: &'d [HistogramSeries],
+    densities: &'d [Vec<f64>],
+    edge: &'d dyn Fn(usize) -> f64,
+}
+
+impl Painter for Histograms<'_> {
+    fn paint<'a, 'b: 'a>(
+        &mut self,
+        chart: &mut Chart<'a, 'b>,
+        frame: &Frame,
+        fonts: &Fonts,
+    ) -> PlotResult<Painted> {
+        let (series, densities, edge) = (self.series, self.densities, self.edge);
+        let mut ink = Vec::new();
+        // Each run of non-empty bins is filled as one polygon (adjacent
+        // rectangles would blend their shared edge twice), then outlined on
+        // top of all fills.
+        let shapes: Vec<Vec<Vec<(f64, f64)>>> =
+            densities.iter().map(|d| outlines(d, edge)).collect();
+        for (i, (s, paths)) in series.iter().zip(&shapes).enumerate() {
+            let fill = rgb(series_color(i)).mix(HISTOGRAM_ALPHA).filled();
+            drawn(chart.draw_series(paths.iter().map(|p| Polygon::new(p.clone(), fill))))?
+                .label(s.label.as_str())
+                .legend(swatch(fonts, fill));
+            for (k, &d) in densities[i].iter().enumerate() {
+                if d > 0.0 {
+                    ink.push(Ink::rect(frame, (edge(k), 0.0), (edge(k + 1), d)));
+                }
+            }
+        }
+        for (i, paths) in shapes.iter().enumerate() {
+            let line = rgb(series_color(i)).stroke_width(2);
+            drawn(chart.draw_series(paths.iter().map(|p| PathElement::new(p.clone(), line))))?;
+        }
+        Ok(Painted {
+            ink,
+            legend: series.iter().map(|s| s.label.clone()).collect(),
+        })
+    }
+}
+
 /// Renders overlaid histograms, one per series, over `bins` equal bins
 /// spanning the pooled range of all values (widened around a single value).
 /// Each histogram is normalised to unit area (y axis "density"), filled with
 /// opacity [`HISTOGRAM_ALPHA`] in [`series_color`]`(i)` (green first, for the
 /// in-distribution set) and outlined in the opaque colour; a legend names
-/// the series.
+/// the series, in the corner where it hides the fewest bars (the y range
+/// grows until it hides none, or up to twice the tallest bar).
 ///
 /// Errors if `series` is empty, a series has no values or a non-finite one,
 /// `bins` is not in `1..=`[`MAX_BINS`], or `style` is invalid.
@@ -77,110 +142,39 @@ pub fn score_histograms_figure(
     title: &str,
     x_label: &str,
     style: &PlotStyle,
-) -> Result<Figure> {
-    style.validate()?;
-    crate::error::check_min_len("series", series.len(), 1)?;
+) -> PlotResult<Figure> {
+    check_nonempty("series", series.len())?;
     if !(1..=MAX_BINS).contains(&bins) {
         return Err(EvalError::InvalidParameter {
             arg: "bins",
             value: bins.to_string(),
             reason: "must be in 1..=4096",
-        });
+        }
+        .into());
     }
     for (i, s) in series.iter().enumerate() {
-        check_series_nonempty("series", i, &s.label, "values", s.values.len())?;
-        check_series_finite("series", i, &s.label, "values", s.values.iter().copied())?;
+        let values = s.values.iter().copied();
+        check_series(("series", i, &s.label, "values"), s.values.len(), values)?;
     }
     let ((lo, hi), densities) = densities(series, bins);
     let top = densities.iter().flatten().fold(0.0f64, |m, &d| m.max(d));
-    let x_range = padded_range(lo, hi, 0.02);
     let edge = |k: usize| lo + (hi - lo) * k as f64 / bins as f64;
 
-    let s = style.font_scale;
-    let legend: Vec<LegendEntry> = series
-        .iter()
-        .enumerate()
-        .map(|(i, ser)| LegendEntry {
-            label: ser.label.clone(),
-            color: series_color(i),
-            swatch: Swatch::Patch {
-                alpha: HISTOGRAM_ALPHA,
-            },
-        })
-        .collect();
-
-    // Raise the y range until the legend covers no bars.
-    let mut best: Option<(Figure, usize)> = None;
-    for headroom in [1.08, 1.3, 1.6, 2.0] {
-        let mut img = style.canvas();
-        let spec = AxesSpec {
-            title,
-            x_label,
-            y_label: "density",
-            x: XAxis::Numeric {
-                range: x_range,
-                ticks: None,
-            },
-            y_range: (0.0, top * headroom),
-            y_ticks: None,
-        };
-        let frame = draw_axes(&mut img, style, &spec)?;
-        let thickness = s.max(2);
-        for (i, dens) in densities.iter().enumerate() {
-            let color = series_color(i);
-            for (k, &d) in dens.iter().enumerate() {
-                if d > 0.0 {
-                    let x0 = frame.x_px(edge(k)).round() as i64;
-                    let x1 = frame.x_px(edge(k + 1)).round() as i64;
-                    let y = frame.y_px(d).round() as i64;
-                    blend_rect(
-                        &mut img,
-                        x0.max(frame.left + 1),
-                        y,
-                        x1,
-                        frame.bottom,
-                        color,
-                        HISTOGRAM_ALPHA,
-                    );
-                }
-            }
-        }
-        // Step outlines on top of all fills.
-        for (i, dens) in densities.iter().enumerate() {
-            let color = series_color(i);
-            let mut prev_y = frame.bottom;
-            for (k, &d) in dens.iter().enumerate() {
-                let x0 = frame.x_px(edge(k)).round() as i64;
-                let x1 = frame.x_px(edge(k + 1)).round() as i64;
-                let y = if d > 0.0 {
-                    frame.y_px(d).round() as i64
-                } else {
-                    frame.bottom
-                };
-                if y != prev_y {
-                    draw_line(&mut img, (x0, prev_y), (x0, y), thickness, color);
-                }
-                if y != frame.bottom {
-                    draw_line(&mut img, (x0, y), (x1 - 1, y), thickness, color);
-                }
-                prev_y = y;
-            }
-            if prev_y != frame.bottom {
-                let x = frame.x_px(hi).round() as i64 - 1;
-                draw_line(&mut img, (x, prev_y), (x, frame.bottom), thickness, color);
-            }
-        }
-        draw_axis_lines(&mut img, &frame, s);
-        let (_, cost) = draw_legend(&mut img, &frame, s, &legend, &[]);
-        let better = best.as_ref().is_none_or(|(_, c)| cost < *c);
-        if better {
-            best = Some((Figure { image: img, frame }, cost));
-        }
-        if cost == 0 {
-            break;
-        }
-    }
-    Ok(best.expect("at least one attempt").0)
+    let mut painter = Histograms {
+        series,
+        densities: &densities,
+        edge: &edge,
+    };
+    let layouts = [1.08, 1.3, 1.6, 2.0].map(|headroom| Layout {
+        title,
+        x_label,
+        y_label: "density",
+        x_range: padded_range(lo, hi, 0.02),
+        y_range: (0.0, top * headroom),
+        x_ticks: XTicks::Auto,
+        y_ticks: None,
+    });
+    render_best(style, layouts, &mut painter)
 }
 
 /// [`score_histograms_figure`] at [`PlotStyle::default`], written as a PNG
@@ -191,6 +185,6 @@ pub fn score_histograms_png(
     title: &str,
     x_label: &str,
     path: impl AsRef<Path>,
-) -> std::result::Result<(), PlotError> {
+) -> PlotResult<()> {
     score_histograms_figure(series, bins, title, x_label, &PlotStyle::default())?.save(path)
 }

@@ -1,39 +1,41 @@
-//! PNG plots of evaluation results, drawn without system fonts or a
-//! plotting library: shapes are rasterised into an [`RgbImage`] by
-//! [`draw`], and text uses the built-in 5×8 bitmap [`font`] scaled by an
-//! integer factor.
+//! PNG plots of evaluation results, drawn with [`plotters`] on its bitmap
+//! backend. Text is rendered through `ab_glyph` with DejaVu Sans, which is
+//! bundled with the crate (`fonts/`, with its license), so no system fonts
+//! are needed and labels can use the paper's symbols (ε, ∞, σ, ‖·‖, p(y|x)).
+//! (plotters measures text with the font registered through its `ab_glyph`
+//! feature; the glyphs themselves are set by a thin wrapper of its bitmap
+//! backend, which places them at their true bearings.)
 //!
 //! | Plot | Functions |
 //! |---|---|
 //! | Reliability diagram (paper Fig. 4) | [`reliability_diagram_png`], [`reliability_diagram_figure`] |
 //! | Overlaid score histograms (OOD) | [`score_histograms_png`], [`score_histograms_figure`] |
-//! | Line plot (robustness, training curves) | [`line_plot_png`], [`line_plot_figure`] |
+//! | Line plot (robustness against ε, training curves) | [`line_plot_png`], [`line_plot_figure`] |
 //! | Grouped bar chart (AUROC per set and score) | [`bar_chart_png`], [`bar_chart_figure`] |
 //!
 //! The `*_png` functions use [`PlotStyle::default`] (640×480) and write a PNG,
 //! creating missing parent directories. The `*_figure` functions take a
 //! [`PlotStyle`] and return a [`Figure`]: the image plus the [`Frame`] that
-//! maps data coordinates to pixels, so callers (and tests) can inspect or
-//! annotate it and save it with [`Figure::save`].
+//! maps data coordinates to pixels, so callers (and tests) can inspect it and
+//! save it with [`Figure::save`].
 //!
 //! Bad input (no data, NaN or infinite values, mismatched lengths, a style
-//! too small for its labels) gives an [`EvalError`] naming the argument;
-//! writing adds the I/O failures of [`PlotError`].
+//! too small for its labels) gives [`PlotError::Input`] with an [`EvalError`]
+//! naming the argument; nothing is written then.
 
 use std::path::{Path, PathBuf};
 
 pub use image::{Rgb, RgbImage};
 
-mod axes;
 mod bars;
-pub mod draw;
-pub mod font;
+mod canvas;
+mod chart;
 mod histogram;
 mod line;
 mod reliability;
 
-pub use axes::{format_value, nice_ticks, tick_labels, Frame};
 pub use bars::{bar_chart_figure, bar_chart_png, BarGroup};
+pub use chart::format_value;
 pub use histogram::{
     score_histograms_figure, score_histograms_png, HistogramSeries, HISTOGRAM_ALPHA, MAX_BINS,
 };
@@ -43,7 +45,7 @@ pub use reliability::{
     GAP_COLOR,
 };
 
-use crate::error::{EvalError, Result};
+use crate::error::EvalError;
 
 /// Page background.
 pub const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
@@ -53,13 +55,14 @@ pub const AXIS_COLOR: Rgb<u8> = Rgb([40, 40, 40]);
 pub const GRID_COLOR: Rgb<u8> = Rgb([226, 226, 226]);
 /// Title, labels and tick labels.
 pub const TEXT_COLOR: Rgb<u8> = Rgb([25, 25, 25]);
-/// Outline of legend boxes.
+/// Outline of the legend box.
 pub const LEGEND_BORDER: Rgb<u8> = Rgb([150, 150, 150]);
 
 /// Series colours, in order: the first (green) is meant for the
 /// in-distribution data set, then red, blue, orange, purple, brown, pink,
-/// grey; the list repeats after that.
-pub const PALETTE: [Rgb<u8>; 8] = [
+/// grey, olive and cyan (matplotlib's ten "tab" colours, so ten classes get
+/// ten colours); the list repeats after that.
+pub const PALETTE: [Rgb<u8>; 10] = [
     Rgb([44, 160, 44]),
     Rgb([214, 39, 40]),
     Rgb([31, 119, 180]),
@@ -68,6 +71,8 @@ pub const PALETTE: [Rgb<u8>; 8] = [
     Rgb([140, 86, 75]),
     Rgb([227, 119, 194]),
     Rgb([127, 127, 127]),
+    Rgb([188, 189, 34]),
+    Rgb([23, 190, 207]),
 ];
 
 /// Colour of the `i`-th series.
@@ -75,69 +80,102 @@ pub fn series_color(i: usize) -> Rgb<u8> {
     PALETTE[i % PALETTE.len()]
 }
 
+/// The family name under which the bundled DejaVu Sans is registered with
+/// plotters.
+pub const FONT_FAMILY: &str = "jem DejaVu Sans";
+
 /// Size of the image and of its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlotStyle {
-    /// Image width in pixels (at least 160).
+    /// Image width in pixels (160..=8192).
     pub width: u32,
-    /// Image height in pixels (at least 120).
+    /// Image height in pixels (120..=8192).
     pub height: u32,
-    /// Every font pixel is drawn as a `font_scale × font_scale` block
-    /// (1..=8); titles use one step more when they fit.
-    pub font_scale: u32,
+    /// Height of axis labels in pixels (8..=96); titles are drawn 1.25 times
+    /// larger, tick labels and legends 0.9 times.
+    pub font_size: u32,
 }
 
 impl Default for PlotStyle {
-    /// 640×480 pixels, font scale 2 (12-pixel character advance).
+    /// 640×480 pixels, 16-pixel text.
     fn default() -> Self {
         Self {
             width: 640,
             height: 480,
-            font_scale: 2,
+            font_size: 16,
         }
     }
 }
 
 impl PlotStyle {
-    /// Errors unless the size and font scale are in range.
-    pub fn validate(&self) -> Result<()> {
-        let check = |arg: &'static str, value: u32, lo: u32, hi: u32, reason: &'static str| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err(EvalError::InvalidParameter {
-                    arg,
-                    value: value.to_string(),
-                    reason,
-                })
+    /// Errors unless the size and font size are in range, naming the field.
+    pub fn validate(&self) -> crate::Result<()> {
+        for (arg, value, lo, hi, reason) in [
+            (
+                "style.width",
+                self.width,
+                160,
+                8192,
+                "must be in 160..=8192",
+            ),
+            (
+                "style.height",
+                self.height,
+                120,
+                8192,
+                "must be in 120..=8192",
+            ),
+            (
+                "style.font_size",
+                self.font_size,
+                8,
+                96,
+                "must be in 8..=96",
+            ),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                let value = value.to_string();
+                return Err(EvalError::InvalidParameter { arg, value, reason });
             }
-        };
-        check(
-            "style.width",
-            self.width,
-            160,
-            8192,
-            "must be in 160..=8192",
-        )?;
-        check(
-            "style.height",
-            self.height,
-            120,
-            8192,
-            "must be in 120..=8192",
-        )?;
-        check(
-            "style.font_scale",
-            self.font_scale,
-            1,
-            8,
-            "must be in 1..=8",
-        )
+        }
+        Ok(())
+    }
+}
+
+/// Where the data area of a figure is: the pixel rectangle of the plotted
+/// ranges and the linear map from data coordinates to pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frame {
+    /// Pixel column of `x_range.0`.
+    pub left: i64,
+    /// Pixel column of `x_range.1`.
+    pub right: i64,
+    /// Pixel row of `y_range.1`.
+    pub top: i64,
+    /// Pixel row of `y_range.0`.
+    pub bottom: i64,
+    /// The x data range shown.
+    pub x_range: (f64, f64),
+    /// The y data range shown.
+    pub y_range: (f64, f64),
+}
+
+impl Frame {
+    /// Pixel column (not rounded) of data coordinate `x`.
+    pub fn x_px(&self, x: f64) -> f64 {
+        let (lo, hi) = self.x_range;
+        self.left as f64 + (x - lo) / (hi - lo) * (self.right - self.left) as f64
     }
 
-    /// A white canvas of this size.
-    pub(crate) fn canvas(&self) -> RgbImage {
-        RgbImage::from_pixel(self.width, self.height, BACKGROUND)
+    /// Pixel row (not rounded) of data coordinate `y`.
+    pub fn y_px(&self, y: f64) -> f64 {
+        let (lo, hi) = self.y_range;
+        self.bottom as f64 - (y - lo) / (hi - lo) * (self.bottom - self.top) as f64
+    }
+
+    /// Rounded pixel of the data point `(x, y)`.
+    pub fn px(&self, x: f64, y: f64) -> (i64, i64) {
+        (self.x_px(x).round() as i64, self.y_px(y).round() as i64)
     }
 }
 
@@ -153,7 +191,7 @@ pub struct Figure {
 impl Figure {
     /// Writes the image as a PNG to `path`, creating missing parent
     /// directories.
-    pub fn save(&self, path: impl AsRef<Path>) -> std::result::Result<(), PlotError> {
+    pub fn save(&self, path: impl AsRef<Path>) -> PlotResult<()> {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| PlotError::CreateDir {
@@ -175,12 +213,18 @@ impl Figure {
     }
 }
 
-/// Why a plot could not be written.
+/// Result alias of the plotting functions.
+pub type PlotResult<T> = std::result::Result<T, PlotError>;
+
+/// Why a plot could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     /// The data or style cannot be plotted.
     #[error(transparent)]
     Input(#[from] EvalError),
+    /// plotters failed while drawing (e.g. the bundled font could not be read).
+    #[error("cannot draw the plot: {0}")]
+    Draw(String),
     /// The output directory could not be created.
     #[error("cannot create directory {}: {source}", path.display())]
     CreateDir {
@@ -211,49 +255,38 @@ impl PlotError {
     }
 }
 
-/// Errors if `values` (field `field` of entry `i` of `arg`, labelled
-/// `label`) holds NaN or infinity, naming the entry and position.
-pub(crate) fn check_series_finite(
-    arg: &'static str,
-    i: usize,
-    label: &str,
-    field: &str,
+/// Errors if entry `i` of `arg` (labelled `label`) has no `field` values
+/// (`len` of them) or a NaN or infinite one, naming the entry and position.
+fn check_series(
+    (arg, i, label, field): (&'static str, usize, &str, &str),
+    len: usize,
     values: impl IntoIterator<Item = f64>,
-) -> Result<()> {
-    for (j, v) in values.into_iter().enumerate() {
-        if !v.is_finite() {
-            return Err(EvalError::InvalidParameter {
-                arg,
-                value: format!("{v} at {arg}[{i}].{field}[{j}] (label {label:?})"),
-                reason: "plotted values must be finite",
-            });
-        }
+) -> PlotResult<()> {
+    let bad =
+        |value: String, reason| Err(EvalError::InvalidParameter { arg, value, reason }.into());
+    if len == 0 {
+        return bad(
+            format!("{arg}[{i}].{field} (label {label:?}) with 0 entries"),
+            "every series needs at least one value",
+        );
     }
-    Ok(())
+    match values.into_iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        Some((j, v)) => bad(
+            format!("{v} at {arg}[{i}].{field}[{j}] (label {label:?})"),
+            "plotted values must be finite",
+        ),
+        None => Ok(()),
+    }
 }
 
-/// Errors if series/group `i` of `arg` has no data.
-pub(crate) fn check_series_nonempty(
-    arg: &'static str,
-    i: usize,
-    label: &str,
-    field: &str,
-    len: usize,
-) -> Result<()> {
-    if len == 0 {
-        Err(EvalError::InvalidParameter {
-            arg,
-            value: format!("{arg}[{i}].{field} (label {label:?}) with 0 entries"),
-            reason: "every series needs at least one value",
-        })
-    } else {
-        Ok(())
-    }
+/// Errors if `arg` has no entries.
+fn check_nonempty(arg: &'static str, len: usize) -> PlotResult<()> {
+    crate::input::check_min_len(arg, len, 1).map_err(PlotError::from)
 }
 
 /// `(lo, hi)` widened to a non-empty range, then padded by `margin` of its
 /// span on both sides.
-pub(crate) fn padded_range(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
+fn padded_range(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
     let (lo, hi) = if hi > lo {
         (lo, hi)
     } else {
@@ -262,4 +295,11 @@ pub(crate) fn padded_range(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
     };
     let pad = (hi - lo) * margin;
     (lo - pad, hi + pad)
+}
+
+/// Smallest and largest of `values` (infinities for none).
+fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    })
 }

@@ -4,12 +4,15 @@
 
 use std::path::Path;
 
-use super::axes::{draw_axes, draw_axis_lines, draw_legend, AxesSpec, LegendEntry, Swatch, XAxis};
-use super::draw::{blend_rect, draw_dashed_line, fill_rect, stroke_rect};
-use super::{Figure, PlotError, PlotStyle};
-use crate::calibration::ReliabilityDiagram;
-use crate::error::{EvalError, Result};
 use image::Rgb;
+use plotters::prelude::*;
+
+use super::chart::{
+    drawn, render, rgb, swatch, Chart, Fonts, Ink, Layout, Painted, Painter, XTicks,
+};
+use super::{Figure, Frame, PlotResult, PlotStyle};
+use crate::calibration::ReliabilityDiagram;
+use crate::error::EvalError;
 
 /// Fill of the accuracy ("outputs") bars.
 pub const ACCURACY_COLOR: Rgb<u8> = Rgb([31, 119, 180]);
@@ -19,19 +22,21 @@ pub const GAP_COLOR: Rgb<u8> = Rgb([214, 39, 40]);
 pub const GAP_ALPHA: f64 = 0.4;
 /// The dashed "perfect calibration" diagonal.
 pub const DIAGONAL_COLOR: Rgb<u8> = Rgb([90, 90, 90]);
+/// Outline of the accuracy bars.
+const BAR_EDGE: RGBColor = RGBColor(20, 70, 110);
 
-fn check_unit(arg: &'static str, index: usize, value: f64) -> Result<()> {
+fn check_unit(arg: &'static str, index: usize, value: f64) -> PlotResult<()> {
     if !value.is_finite() {
-        Err(EvalError::NonFinite { arg, index, value })
+        Err(EvalError::NonFinite { arg, index, value }.into())
     } else if !(0.0..=1.0).contains(&value) {
-        Err(EvalError::NotAProbability { arg, index, value })
+        Err(EvalError::NotAProbability { arg, index, value }.into())
     } else {
         Ok(())
     }
 }
 
-fn validate(diagram: &ReliabilityDiagram) -> Result<()> {
-    crate::error::check_min_len("diagram.bins", diagram.bins.len(), 1)?;
+fn validate(diagram: &ReliabilityDiagram) -> PlotResult<()> {
+    super::check_nonempty("diagram.bins", diagram.bins.len())?;
     check_unit("diagram.ece", 0, diagram.ece)?;
     for (i, bin) in diagram.bins.iter().enumerate() {
         check_unit("diagram.bins.lo", i, bin.lo)?;
@@ -46,12 +51,98 @@ fn validate(diagram: &ReliabilityDiagram) -> Result<()> {
     Ok(())
 }
 
+/// Draws the bars, gaps, diagonal and summary lines of a diagram.
+struct Reliability<'d>(&'d ReliabilityDiagram);
+
+impl Painter for Reliability<'_> {
+    fn paint<'a, 'b: 'a>(
+        &mut self,
+        chart: &mut Chart<'a, 'b>,
+        frame: &Frame,
+        fonts: &Fonts,
+    ) -> PlotResult<Painted> {
+        let diagram = self.0;
+        let bins: Vec<(f64, f64, f64, f64)> = diagram
+            .bins
+            .iter()
+            .filter(|b| b.count > 0)
+            .filter_map(|b| Some((b.lo, b.hi, b.accuracy?, b.mean_confidence?)))
+            .collect();
+        let accuracy = rgb(ACCURACY_COLOR);
+        drawn(
+            chart.draw_series(bins.iter().map(|&(lo, hi, acc, _)| {
+                Rectangle::new([(lo, 0.0), (hi, acc)], accuracy.filled())
+            })),
+        )?
+        .label("Outputs")
+        .legend(swatch(fonts, accuracy.filled()));
+        drawn(chart.draw_series(bins.iter().map(|&(lo, hi, acc, _)| {
+            Rectangle::new([(lo, 0.0), (hi, acc)], BAR_EDGE.stroke_width(1))
+        })))?;
+        let gap = rgb(GAP_COLOR);
+        let gap_box = |&(lo, hi, acc, conf): &(f64, f64, f64, f64)| {
+            [(lo, acc.min(conf)), (hi, acc.max(conf))]
+        };
+        drawn(
+            chart.draw_series(
+                bins.iter()
+                    .map(|b| Rectangle::new(gap_box(b), gap.mix(GAP_ALPHA).filled())),
+            ),
+        )?
+        .label("Gap")
+        .legend(swatch(fonts, gap.mix(GAP_ALPHA).filled()));
+        drawn(
+            chart.draw_series(
+                bins.iter()
+                    .map(|b| Rectangle::new(gap_box(b), gap.stroke_width(1))),
+            ),
+        )?;
+        let mut ink: Vec<Ink> = bins
+            .iter()
+            .map(|&(lo, hi, acc, conf)| Ink::rect(frame, (lo, 0.0), (hi, acc.max(conf))))
+            .collect();
+
+        let diagonal = rgb(DIAGONAL_COLOR).stroke_width(2);
+        let dash = (fonts.small / 2.0).round() as u32;
+        drawn(chart.draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            dash,
+            dash,
+            diagonal,
+        )))?
+        .label("Perfect calibration")
+        .legend(move |(x, y)| {
+            let d = dash as i32;
+            EmptyElement::at((x, y))
+                + PathElement::new([(0, 0), (d, 0)], diagonal)
+                + PathElement::new([(2 * d, 0), (3 * d, 0)], diagonal)
+        });
+        ink.extend(Ink::polyline(frame, &[(0.0, 0.0), (1.0, 1.0)], 1));
+
+        // Two text-only legend lines carry the summary.
+        let summary = [
+            format!("ECE = {:.2}%", diagram.ece * 100.0),
+            format!("n = {}", diagram.num_samples),
+        ];
+        for line in &summary {
+            drawn(chart.draw_series(std::iter::empty::<Rectangle<(f64, f64)>>()))?
+                .label(line.as_str())
+                .legend(|(x, y)| EmptyElement::at((x, y)));
+        }
+        let mut legend: Vec<String> = ["Outputs", "Gap", "Perfect calibration"]
+            .map(String::from)
+            .to_vec();
+        legend.extend(summary);
+        Ok(Painted { ink, legend })
+    }
+}
+
 /// Renders a reliability diagram: for every non-empty bin a bar from 0 to
 /// its accuracy spanning the bin's confidence interval, a translucent red
 /// box between the accuracy and the bin's mean confidence (the gap
-/// `|acc − conf|`), the dashed diagonal of perfect calibration, a legend,
-/// and a box with the ECE (as a percentage) and the sample count. Both axes
-/// run over `[0, 1]` with ticks every 0.2; empty bins draw nothing.
+/// `|acc − conf|`), the dashed diagonal of perfect calibration, and a legend
+/// with the ECE (as a percentage) and the sample count. Both axes run over
+/// `[0, 1]` with ticks every 0.2; empty bins draw nothing.
 ///
 /// Errors if the diagram has no bins or holds a NaN, infinite or
 /// out-of-`[0, 1]` edge, accuracy, confidence or ECE, or if `style` is
@@ -60,90 +151,19 @@ pub fn reliability_diagram_figure(
     diagram: &ReliabilityDiagram,
     title: &str,
     style: &PlotStyle,
-) -> Result<Figure> {
-    style.validate()?;
+) -> PlotResult<Figure> {
     validate(diagram)?;
-    let mut img = style.canvas();
     let ticks: Vec<f64> = (0..=5).map(|k| f64::from(k) * 0.2).collect();
-    let spec = AxesSpec {
+    let layout = Layout {
         title,
-        x_label: "confidence",
+        x_label: "confidence, max p(y|x)",
         y_label: "accuracy",
-        x: XAxis::Numeric {
-            range: (0.0, 1.0),
-            ticks: Some(ticks.clone()),
-        },
+        x_range: (0.0, 1.0),
         y_range: (0.0, 1.0),
+        x_ticks: XTicks::Fixed(ticks.clone()),
         y_ticks: Some(ticks),
     };
-    let frame = draw_axes(&mut img, style, &spec)?;
-    let s = style.font_scale;
-
-    for bin in &diagram.bins {
-        let (Some(acc), Some(conf)) = (bin.accuracy, bin.mean_confidence) else {
-            continue;
-        };
-        if bin.count == 0 {
-            continue;
-        }
-        let x0 = frame.x_px(bin.lo).round() as i64;
-        let x1 = frame.x_px(bin.hi).round() as i64;
-        // One background column between neighbouring bars when there is room.
-        let x0 = if x1 - x0 > 3 { x0 + 1 } else { x0 };
-        let x0 = x0.max(frame.left + 1);
-        let y_acc = frame.y_px(acc).round() as i64;
-        fill_rect(&mut img, x0, y_acc, x1, frame.bottom, ACCURACY_COLOR);
-        let y_conf = frame.y_px(conf).round() as i64;
-        let (g0, g1) = (y_acc.min(y_conf), y_acc.max(y_conf));
-        if g1 > g0 {
-            blend_rect(&mut img, x0, g0, x1, g1, GAP_COLOR, GAP_ALPHA);
-            stroke_rect(&mut img, x0, g0, x1, g1, GAP_COLOR);
-        }
-    }
-
-    let dash = (4 * s) as usize;
-    draw_dashed_line(
-        &mut img,
-        frame.px(0.0, 0.0),
-        frame.px(1.0, 1.0),
-        s.max(2),
-        (dash, dash),
-        DIAGONAL_COLOR,
-    );
-    draw_axis_lines(&mut img, &frame, s);
-
-    let legend = [
-        LegendEntry {
-            label: "Outputs".into(),
-            color: ACCURACY_COLOR,
-            swatch: Swatch::Patch { alpha: 1.0 },
-        },
-        LegendEntry {
-            label: "Gap".into(),
-            color: GAP_COLOR,
-            swatch: Swatch::Patch { alpha: GAP_ALPHA },
-        },
-        LegendEntry {
-            label: "Perfect calibration".into(),
-            color: DIAGONAL_COLOR,
-            swatch: Swatch::Dashed,
-        },
-    ];
-    let (legend_box, _) = draw_legend(&mut img, &frame, s, &legend, &[]);
-    let summary = [
-        LegendEntry {
-            label: format!("ECE = {:.2}%", diagram.ece * 100.0),
-            color: Rgb([0, 0, 0]),
-            swatch: Swatch::None,
-        },
-        LegendEntry {
-            label: format!("n = {}", diagram.num_samples),
-            color: Rgb([0, 0, 0]),
-            swatch: Swatch::None,
-        },
-    ];
-    draw_legend(&mut img, &frame, s, &summary, &[legend_box]);
-    Ok(Figure { image: img, frame })
+    Ok(render(style, &layout, &mut Reliability(diagram))?.0)
 }
 
 /// [`reliability_diagram_figure`] at [`PlotStyle::default`], written as a
@@ -152,6 +172,6 @@ pub fn reliability_diagram_png(
     diagram: &ReliabilityDiagram,
     title: &str,
     path: impl AsRef<Path>,
-) -> std::result::Result<(), PlotError> {
+) -> PlotResult<()> {
     reliability_diagram_figure(diagram, title, &PlotStyle::default())?.save(path)
 }

@@ -452,7 +452,10 @@ mod tests {
             // bfloat16 keeps 8 significant bits per layer: a few percent through the network
             // (5.4% at most here), not a different direction.
             assert!(rel < 0.1, "slot {slot}: relative error {rel}");
-            assert!(rel > 0.0, "slot {slot}: bf16 arithmetic should not be bit-exact");
+            assert!(
+                rel > 0.0,
+                "slot {slot}: bf16 arithmetic should not be bit-exact"
+            );
         }
     }
 

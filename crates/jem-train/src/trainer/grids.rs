@@ -35,8 +35,8 @@ impl Trainer<'_> {
                 .f_to_kind(Kind::Float)?
                 .f_flatten(0, -1)?,
         )?;
-        let spec = jem_eval::grid::GridSpec::new(n, c, h, w, columns.max(1));
-        jem_eval::grid::write_grid(&dir.join(format!("buffer_{it:08}.png")), &flat, &spec)?;
+        let spec = jem_data::grid::GridSpec::new(n, c, h, w, columns.max(1));
+        jem_data::grid::write_grid(&dir.join(format!("buffer_{it:08}.png")), &flat, &spec)?;
 
         // Class-conditional grid: one row per class.
         let classes = self.cfg.model.num_classes;
@@ -95,8 +95,8 @@ impl Trainer<'_> {
                 }
             }
         }
-        let spec = jem_eval::grid::GridSpec::new(classes * k, c, h, w, k);
-        jem_eval::grid::write_grid(&dir.join(format!("classes_{it:08}.png")), &cells, &spec)?;
+        let spec = jem_data::grid::GridSpec::new(classes * k, c, h, w, k);
+        jem_data::grid::write_grid(&dir.join(format!("classes_{it:08}.png")), &cells, &spec)?;
         Ok(())
     }
 }

@@ -52,7 +52,7 @@ struct Forward {
 
 impl Forward {
     /// The outputs in float32 (the loss is computed in float32 whatever the passes ran in).
-    fn to_float(self) -> Result<Self> {
+    fn into_float(self) -> Result<Self> {
         let f = |t: Tensor| t.f_to_kind(Kind::Float);
         Ok(Self {
             logits: f(self.logits)?,
@@ -126,25 +126,15 @@ impl Trainer<'_> {
         let (precision, device) = (self.cfg.train.sgld_precision, self.device);
         let chains = self.chains.as_mut().expect("sampling modes have chains");
         // The network runs in the SGLD precision; the energies the chains climb are float32.
-        let float = |t: jem_model::Result<Tensor>| -> jem_sampler::Result<Tensor> {
-            t.and_then(|t| Ok(t.f_to_kind(Kind::Float)?))
-                .map_err(SamplerError::density)
-        };
-        let marginal = |x: &Tensor| {
-            float(
-                precision
-                    .run(device, || model.logits(x, false))
-                    .and_then(|r| r),
-            )
-            .and_then(|logits| Ok(log_px_from_logits(&logits).map_err(SamplerError::density)?))
-        };
-        let per_class = FromLogits(|x: &Tensor| {
-            float(
-                precision
-                    .run(device, || model.logits(x, false))
-                    .and_then(|r| r),
-            )
-        });
+        let float =
+            |t: jem_model::Result<jem_model::Result<Tensor>>| -> jem_sampler::Result<Tensor> {
+                t.and_then(|r| r)
+                    .and_then(|t| Ok(t.f_to_kind(Kind::Float)?))
+                    .map_err(SamplerError::density)
+            };
+        let marginal = |x: &Tensor| float(precision.run(device, || model.log_px(x, false)));
+        let per_class =
+            FromLogits(|x: &Tensor| float(precision.run(device, || model.logits(x, false))));
         let energy = if conditional {
             Energy::Conditional(&per_class)
         } else {
@@ -295,7 +285,7 @@ impl Trainer<'_> {
             .run(self.device, || {
                 self.forward(&x_d, &y_d, labeled.as_ref(), samples.as_ref())
             })??
-            .to_float()?;
+            .into_float()?;
         let weights = ObjectiveWeights::from(&self.cfg.train);
         let energies = fwd.energies.as_ref().map(|(d, q)| Energies {
             data: d,

@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn writes_a_readable_png() {
-        let dir = std::env::temp_dir().join(format!("jem-eval-grid-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("jem-data-grid-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("grid.png");
         let pixels: Vec<f32> = (0..5 * 3 * 4 * 4)
