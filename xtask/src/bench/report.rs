@@ -141,7 +141,7 @@ pub fn markdown(results: &[ConfigResult], info: &RunInfo) -> String {
     let mut md = format!(
         "# JEM training speed: jem vs the PyTorch peer\n\n\
          {rounds} rounds, alternating (ABAB): in each round the peer, then jem, each a fresh process \
-         that times {iters} iterations after {warmup} warm-up ones and reports their median. Each \
+         that times {iters} iterations after {warmup} untimed warm-up iterations and reports their median. Each \
          side's figure is the median over rounds of those per-round medians; jem/peer is the ratio \
          of the two, and the per-round column gives the median and the range [min, max] of the \
          ratios of the two runs of each round (below 1: jem is faster). {threads} intra-op threads on \
