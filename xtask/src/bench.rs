@@ -1,20 +1,33 @@
 //! `cargo xtask bench`: the speed of our JEM iteration next to an independent PyTorch one.
 //!
-//! For each configuration it runs the peer script (`torch_jem_step.py`, on the project's own
-//! torch 2.13.0 Python package, so both sides use the same libtorch kernels) and `jem bench-step`
-//! with identical flags, and writes `bench.md` (a table) and `bench.json` (both JSON lines in
-//! full) under `runs/bench/`. xtask depends on no jem crate: it drives the `jem` binary.
+//! For each configuration it alternates the peer script (`torch_jem_step.py`, on the project's
+//! own torch 2.13.0 Python package, so both sides use the same libtorch kernels) and `jem
+//! bench-step` for `--rounds` rounds (peer, jem, peer, jem, ...), each run a fresh process with
+//! identical flags, thread variables and glibc allocator thresholds, and writes `bench.md`
+//! (tables: medians over rounds, ratio jem / peer with its per-round spread, peak resident
+//! memory) and `bench.json` (every JSON line in full) under `runs/bench/`. xtask depends on no jem
+//! crate: it drives the `jem` binary.
+
+mod child;
+mod report;
+mod stats;
 
 use crate::libtorch::{self, pip_install, Libtorch, CUDA_WHEELS, TORCH_VERSION};
 use crate::setup::{self, SetupArgs};
 use crate::util::{build_release_jem, describe, workspace_root, write_results};
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use child::{run_side, shared_env};
+use report::{markdown, report_json, ConfigResult, RunInfo};
+use stats::{check_reported, Round, TIMED_KEYS};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
+    /// Rounds per configuration: each runs the peer, then jem (ABAB...); the report gives each
+    /// side's median over rounds and the spread of the per-round ratios.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Timed iterations per measurement (each side reports the median).
     #[arg(long, default_value_t = 10)]
     pub iters: usize,
@@ -69,6 +82,22 @@ impl BenchConfig {
         ]
         .iter()
         .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+    }
+
+    /// What each side must report having run (its JSON line's keys).
+    fn expected(&self, threads: usize) -> Vec<(&'static str, u64)> {
+        [
+            ("depth", self.depth),
+            ("width", self.width),
+            ("channels", self.channels),
+            ("size", self.size),
+            ("batch", self.batch),
+            ("sgld_steps", self.sgld_steps),
+            ("threads", threads),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key, value as u64))
         .collect()
     }
 }
@@ -128,6 +157,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.iters == 0 {
         bail!("--iters must be at least 1");
     }
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let root = workspace_root();
     let mut configs: Vec<&BenchConfig> = CONFIGS.iter().collect();
     if args.paper {
@@ -183,50 +215,73 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .unwrap_or_else(|| root.join("runs").join("bench"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
 
+    let env = shared_env(threads);
     let mut results = Vec::new();
     for config in &configs {
         let flags = config.flags(args, threads);
-        eprintln!("== {} ({})", config.name, config.description);
-        let peer_json = match &peer_runtime {
-            Some((script, runtime)) => {
-                let mut cmd = Command::new(&runtime.python);
-                cmd.current_dir(&root)
-                    .arg(script)
-                    .args(&flags)
-                    .env("PYTHONPATH", &runtime.python_path);
-                if let Some(paths) = &runtime.library_path {
-                    cmd.env("LD_LIBRARY_PATH", paths);
+        let expected = config.expected(threads);
+        let mut rounds = Vec::with_capacity(args.rounds);
+        for round in 1..=args.rounds {
+            eprintln!(
+                "== {} ({}), round {round} of {}",
+                config.name, config.description, args.rounds
+            );
+            let peer = match &peer_runtime {
+                Some((script, runtime)) => {
+                    let run = run_side(&mut runtime.command(&root, script, &flags, &env))?;
+                    check_reported(&run.json, &expected, &format!("the peer in round {round}"))?;
+                    Some(run)
                 }
-                Some(json_line(&mut cmd)?)
-            }
-            None => None,
-        };
-        // `--threads` is a global option of `jem`; clap takes it after the subcommand too.
-        let mut cmd = Command::new(&jem);
-        cmd.current_dir(&root).arg("bench-step").args(&flags);
-        let jem_json = json_line(&mut cmd)?;
-        results.push((*config, peer_json, jem_json));
+                None => None,
+            };
+            let jem = run_side(&mut jem_command(&root, &jem, &flags, &env))?;
+            check_reported(&jem.json, &expected, &format!("jem in round {round}"))?;
+            rounds.push(Round { peer, jem });
+        }
+        let result = ConfigResult::new(config, flags, rounds)?;
+        for (summary, (_, what)) in result.summaries.iter().zip(TIMED_KEYS) {
+            eprintln!(
+                "   {what}: peer {} s, jem {:.4} s, jem/peer {}",
+                summary.peer.map_or("-".into(), |p| format!("{p:.4}")),
+                summary.jem,
+                summary.ratio.as_ref().map_or("-".into(), |r| format!(
+                    "{:.2} (rounds {:.2} [{:.2}, {:.2}])",
+                    r.of_medians, r.median, r.min, r.max
+                )),
+            );
+        }
+        results.push(result);
     }
 
-    let markdown = markdown(&results, args, threads);
-    let report = json!({
-        "iters": args.iters,
-        "warmup": args.warmup,
-        "threads": threads,
-        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
-        "configs": results
-            .iter()
-            .map(|(c, p, j)| json!({
-                "name": c.name,
-                "description": c.description,
-                "flags": c.flags(args, threads),
-                "peer": p,
-                "jem": j,
-            }))
-            .collect::<Vec<_>>(),
-    });
-    write_results(&out, "bench", &markdown, &report)?;
+    let info = RunInfo {
+        iters: args.iters,
+        warmup: args.warmup,
+        rounds: args.rounds,
+        threads,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        env,
+        peer: peer_runtime
+            .as_ref()
+            .map(|(script, _)| script.display().to_string()),
+    };
+    write_results(
+        &out,
+        "bench",
+        &markdown(&results, &info),
+        &report_json(&results, &info),
+    )?;
     Ok(())
+}
+
+/// `jem bench-step` with `flags` and the shared environment. `--threads` is a global option of
+/// `jem`; clap takes it after the subcommand too.
+fn jem_command(root: &Path, jem: &Path, flags: &[String], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(jem);
+    cmd.current_dir(root)
+        .arg("bench-step")
+        .args(flags)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
 }
 
 /// How to start Python so that `import torch` loads the project's torch 2.13.0.
@@ -307,6 +362,26 @@ impl PeerRuntime {
         Ok(runtime)
     }
 
+    /// The peer script with `flags`, the shared environment and what `import torch` needs.
+    fn command(
+        &self,
+        root: &Path,
+        script: &Path,
+        flags: &[String],
+        env: &[(&str, String)],
+    ) -> Command {
+        let mut cmd = Command::new(&self.python);
+        cmd.current_dir(root)
+            .arg(script)
+            .args(flags)
+            .env("PYTHONPATH", &self.python_path)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(paths) = &self.library_path {
+            cmd.env("LD_LIBRARY_PATH", paths);
+        }
+        cmd
+    }
+
     fn check_import(&self) -> Result<()> {
         let mut cmd = Command::new(&self.python);
         cmd.args(["-c", "import torch; print(torch.__version__)"])
@@ -357,107 +432,80 @@ fn cuda_library_dirs(deps: &Path) -> Result<Option<String>> {
     ))
 }
 
-/// Runs `cmd` (stderr shown as it comes) and parses the last stdout line that is a JSON object.
-fn json_line(cmd: &mut Command) -> Result<Value> {
-    eprintln!("$ {}", describe(cmd));
-    let output = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("could not start `{}`", describe(cmd)))?;
-    if !output.status.success() {
-        bail!("`{}` failed with {}", describe(cmd), output.status);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::ffi::OsStr;
+
+    fn envs(cmd: &Command) -> BTreeMap<String, String> {
+        cmd.get_envs()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .map(|(k, v): (&OsStr, &OsStr)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect()
     }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .with_context(|| format!("`{}` printed no JSON line:\n{stdout}", describe(cmd)))?;
-    serde_json::from_str(line)
-        .with_context(|| format!("parsing the JSON line of `{}`", describe(cmd)))
-}
 
-fn seconds(value: &Value) -> String {
-    value
-        .as_f64()
-        .map(|s| {
-            if s >= 1.0 {
-                format!("{s:.2}")
-            } else {
-                format!("{s:.4}")
-            }
-        })
-        .unwrap_or_else(|| "-".into())
-}
-
-/// `peer / jem` for one key.
-fn pair(peer: Option<&Value>, jem: &Value, key: &str, show: impl Fn(&Value) -> String) -> String {
-    let peer = peer.map_or_else(|| "-".into(), |p| show(&p[key]));
-    format!("{peer} / {}", show(&jem[key]))
-}
-
-fn markdown(
-    results: &[(&BenchConfig, Option<Value>, Value)],
-    args: &BenchArgs,
-    threads: usize,
-) -> String {
-    let mut md = format!(
-        "# JEM training speed: jem vs the PyTorch peer\n\n\
-         Median seconds over {} timed iterations ({} warm-up), {threads} intra-op threads, CPU, \
-         synthetic data; both sides on libtorch {TORCH_VERSION}. Ratio = jem / peer (below 1: jem \
-         is faster). SGLD step: one buffer draw + SGLD run + store divided by the steps. \
-         Classifier step: forward, cross-entropy, backward, Adam.\n\n\
-         | config | peer s/it | jem s/it | ratio | SGLD step peer / jem (s) | classifier step peer / jem (s) |\n\
-         |---|---|---|---|---|---|\n",
-        args.iters, args.warmup
-    );
-    for (config, peer, jem) in results {
-        let jem_it = jem["jem_sec_per_iter"].as_f64();
-        let peer_it = peer.as_ref().and_then(|p| p["jem_sec_per_iter"].as_f64());
-        let ratio = match (jem_it, peer_it) {
-            (Some(j), Some(p)) if p > 0.0 => format!("{:.2}", j / p),
-            _ => "-".into(),
+    #[test]
+    fn both_sides_get_the_same_threads_and_allocator() {
+        let runtime = PeerRuntime {
+            python: "python3".into(),
+            python_path: "/site:/deps".into(),
+            library_path: Some("/deps/nvidia/cublas/lib".into()),
         };
-        md.push_str(&format!(
-            "| {} ({}) | {} | {} | {ratio} | {} | {} |\n",
-            config.name,
-            config.description,
-            peer.as_ref()
-                .map_or_else(|| "-".into(), |p| seconds(&p["jem_sec_per_iter"])),
-            seconds(&jem["jem_sec_per_iter"]),
-            pair(peer.as_ref(), jem, "sgld_sec_per_step", seconds),
-            pair(peer.as_ref(), jem, "clf_sec_per_iter", seconds),
-        ));
-    }
-    md.push_str(
-        "\nWhat is compared (peer / jem). The networks are the same Wide-ResNet (biased convolutions, \
-         LeakyReLU 0.2, no normalisation), so parameters and MACs agree. A JEM iteration costs \
-         different numbers of passes: the peer runs three forward passes with full backward (data, \
-         samples, a separate labelled batch, as the reference), jem two (its data batch is the \
-         labelled batch: one pass gives the logits and log p(x)). Other CPU: the share of the \
-         machine other processes used during the timed JEM iterations (noise in the timings).\n\n\
-         | config | parameters | GMACs / image (forward) | forward passes / JEM iteration | achieved GFLOP/s (JEM) | other CPU |\n\
-         |---|---|---|---|---|---|\n",
-    );
-    let int = |v: &Value| v.as_i64().map_or_else(|| "-".into(), |n| n.to_string());
-    let gmacs = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |g| format!("{g:.4}"));
-    let rate = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |g| format!("{g:.1}"));
-    let frac = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |f| format!("{f:.2}"));
-    for (config, peer, jem) in results {
-        let peer_passes = if peer.is_some() {
-            format!("{}", 2 * config.sgld_steps + 9)
-        } else {
-            "-".into()
+        let config = &CONFIGS[1];
+        let args = BenchArgs {
+            rounds: 5,
+            iters: 4,
+            warmup: 1,
+            threads: None,
+            paper: false,
+            only: vec![],
+            peer: PathBuf::from("peer.py"),
+            no_peer: false,
+            out: None,
         };
-        md.push_str(&format!(
-            "| {} | {} | {} | {peer_passes} / {} | {} | {} |\n",
-            config.name,
-            pair(peer.as_ref(), jem, "params", int),
-            pair(peer.as_ref(), jem, "gmacs_per_image_fwd", gmacs),
-            int(&jem["jem_fwd_passes_per_iter"]),
-            pair(peer.as_ref(), jem, "jem_achieved_gflops", rate),
-            pair(peer.as_ref(), jem, "jem_other_cpu_frac", frac),
-        ));
+        let flags = config.flags(&args, 3);
+        let env = shared_env(3);
+        let root = Path::new("/repo");
+        let peer = runtime.command(root, Path::new("/p/peer.py"), &flags, &env);
+        let jem = jem_command(root, Path::new("/repo/target/release/jem"), &flags, &env);
+
+        let (peer_env, jem_env) = (envs(&peer), envs(&jem));
+        for key in ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "GLIBC_TUNABLES"] {
+            assert!(peer_env.contains_key(key), "the peer lacks {key}");
+            assert_eq!(peer_env.get(key), jem_env.get(key), "{key} differs");
+        }
+        assert_eq!(peer_env["OMP_NUM_THREADS"], "3");
+        // Only the peer needs Python's paths; jem must not get the CUDA libraries.
+        assert_eq!(peer_env["PYTHONPATH"], "/site:/deps");
+        assert!(!jem_env.contains_key("LD_LIBRARY_PATH"));
+
+        // Same flags on both sides, the thread count among them, after the script / subcommand.
+        let args_of = |cmd: &Command| -> Vec<String> {
+            cmd.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(args_of(&peer)[1..], flags[..]);
+        assert_eq!(args_of(&jem)[1..], flags[..]);
+        let threads = flags.iter().position(|f| f == "--threads").unwrap();
+        assert_eq!(flags[threads + 1], "3");
+        assert_eq!(
+            config.expected(3),
+            [
+                ("depth", 10),
+                ("width", 2),
+                ("channels", 3),
+                ("size", 32),
+                ("batch", 64),
+                ("sgld_steps", 20),
+                ("threads", 3)
+            ]
+        );
     }
-    md
 }

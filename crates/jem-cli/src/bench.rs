@@ -100,6 +100,7 @@ pub fn run(args: &BenchStepArgs, device: Device, threads: Option<i32>) -> Result
         "batch": args.batch,
         "sgld_steps": args.sgld_steps,
         "threads": tch::get_num_threads(),
+        "allocator": allocator(),
         "params": params,
         "gmacs_per_image_fwd": macs / 1e9,
         "gflop_fwd_batch": gflop_fwd_batch,
@@ -166,6 +167,19 @@ pub fn run(args: &BenchStepArgs, device: Device, threads: Option<i32>) -> Result
     }
     println!("{}", serde_json::to_string(&out)?);
     Ok(())
+}
+
+/// The glibc malloc settings this process runs with: the `mallopt` thresholds `jem` sets at
+/// start (see `memory.rs`) and the `GLIBC_TUNABLES` it was started with, so `cargo xtask bench`
+/// can show that both sides ran with the same allocator.
+fn allocator() -> Value {
+    let mallopt = cfg!(all(target_os = "linux", target_env = "gnu"));
+    json!({
+        "mallopt": mallopt,
+        "mmap_threshold": mallopt.then_some(crate::memory::MMAP_THRESHOLD),
+        "trim_threshold": mallopt.then_some(crate::memory::TRIM_THRESHOLD),
+        "glibc_tunables": std::env::var("GLIBC_TUNABLES").ok(),
+    })
 }
 
 /// Runs `call` `warmup` times untimed-for-the-median, then `iters` times timed.

@@ -8,9 +8,9 @@
 //! memory in the process.
 
 /// Allocations at least this large still get their own mapping.
-const MMAP_THRESHOLD: i32 = 256 << 20;
+pub(crate) const MMAP_THRESHOLD: i32 = 256 << 20;
 /// Free memory at the top of the heap kept before trimming.
-const TRIM_THRESHOLD: i32 = 1 << 30;
+pub(crate) const TRIM_THRESHOLD: i32 = 1 << 30;
 
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
