@@ -52,6 +52,13 @@ pub struct BenchArgs {
     /// Where bench.md and bench.json go (default: runs/bench).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Arithmetic of jem's SGLD passes (`train.sgld_precision`), as the cpu preset trains: `bf16`
+    /// (bfloat16 autocast) or `fp32`. The peer always runs in float32.
+    #[arg(long, default_value = "bf16", value_parser = ["fp32", "bf16"])]
+    pub sgld_precision: String,
+    /// Arithmetic of jem's training passes (`train.train_precision`): `fp32` or `bf16`.
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16"])]
+    pub train_precision: String,
 }
 
 /// One benchmarked shape (the peer's and `jem bench-step`'s flags).
@@ -234,7 +241,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 }
                 None => None,
             };
-            let jem = run_side(&mut jem_command(&root, &jem, &flags, &env))?;
+            let mut jem_flags = flags.clone();
+            jem_flags.extend([
+                "--sgld-precision".to_string(),
+                args.sgld_precision.clone(),
+                "--train-precision".to_string(),
+                args.train_precision.clone(),
+            ]);
+            let jem = run_side(&mut jem_command(&root, &jem, &jem_flags, &env))?;
             check_reported(&jem.json, &expected, &format!("jem in round {round}"))?;
             rounds.push(Round { peer, jem });
         }
@@ -468,6 +482,8 @@ mod tests {
             peer: PathBuf::from("peer.py"),
             no_peer: false,
             out: None,
+            sgld_precision: "bf16".into(),
+            train_precision: "fp32".into(),
         };
         let flags = config.flags(&args, 3);
         let env = shared_env(3);

@@ -50,6 +50,41 @@ pub struct BenchStepArgs {
     /// Time only the plain classifier step.
     #[arg(long)]
     skip_jem: bool,
+    /// Arithmetic of jem's SGLD passes (`train.sgld_precision`): fp32 (the peer's) or bf16.
+    #[arg(long, value_enum, default_value = "fp32")]
+    sgld_precision: PrecisionArg,
+    /// Arithmetic of jem's training passes (`train.train_precision`): fp32 or bf16.
+    #[arg(long, value_enum, default_value = "fp32")]
+    train_precision: PrecisionArg,
+}
+
+/// `fp32` or `bf16` on the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum PrecisionArg {
+    Fp32,
+    Bf16,
+}
+
+impl From<PrecisionArg> for jem_model::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Fp32 => jem_model::Precision::Fp32,
+            PrecisionArg::Bf16 => jem_model::Precision::Bf16,
+        }
+    }
+}
+
+/// The bench of `mode` at `shape` with the command's precisions.
+fn bench(
+    args: &BenchStepArgs,
+    shape: &BenchShape,
+    mode: Mode,
+    device: Device,
+) -> Result<StepBench> {
+    let mut cfg = shape.run_config(mode);
+    cfg.train.sgld_precision = args.sgld_precision.into();
+    cfg.train.train_precision = args.train_precision.into();
+    Ok(StepBench::new(cfg, shape.synthetic_data()?, device)?)
 }
 
 /// One timed phase: per-call seconds of the measured and the warm-up calls, and the share of
@@ -83,8 +118,8 @@ pub fn run(args: &BenchStepArgs, device: Device, threads: Option<i32>) -> Result
         seed: args.seed,
     };
 
-    let mut clf = StepBench::synthetic(&shape, Mode::Baseline, device)
-        .context("building the classifier bench")?;
+    let mut clf =
+        bench(args, &shape, Mode::Baseline, device).context("building the classifier bench")?;
     let params = clf.parameters();
     let macs = clf.forward_macs_per_image() as f64;
     let gflop_fwd_batch = 2.0 * macs * args.batch as f64 / 1e9;
@@ -100,6 +135,8 @@ pub fn run(args: &BenchStepArgs, device: Device, threads: Option<i32>) -> Result
         "batch": args.batch,
         "sgld_steps": args.sgld_steps,
         "threads": tch::get_num_threads(),
+        "sgld_precision": format!("{:?}", jem_model::Precision::from(args.sgld_precision)).to_lowercase(),
+        "train_precision": format!("{:?}", jem_model::Precision::from(args.train_precision)).to_lowercase(),
         "allocator": allocator(),
         "params": params,
         "gmacs_per_image_fwd": macs / 1e9,
@@ -125,8 +162,7 @@ pub fn run(args: &BenchStepArgs, device: Device, threads: Option<i32>) -> Result
     );
 
     if !args.skip_jem {
-        let mut jem =
-            StepBench::synthetic(&shape, Mode::Jem, device).context("building the JEM bench")?;
+        let mut jem = bench(args, &shape, Mode::Jem, device).context("building the JEM bench")?;
         let mut jem_diverged = 0usize;
         let mut final_loss = None;
         let jem_t = time_calls(args.warmup, args.iters, || {
