@@ -26,6 +26,18 @@ pub enum Norm {
     Layer,
 }
 
+/// The activation function of the residual blocks and before the pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// LeakyReLU with slope `leak` (the reference's LeakyReLU(0.2)).
+    #[default]
+    LeakyRelu,
+    /// SiLU / Swish `x · sigmoid(x)`: smooth, so the input gradients SGLD follows are too
+    /// (IGEBM's choice; JEM users report it stabilises training).
+    Silu,
+}
+
 /// Configuration of a JEM Wide-ResNet `WRN-depth-widen_factor`.
 ///
 /// The default is the paper's CIFAR-10 model: WRN-28-10, 3 input channels,
@@ -45,6 +57,8 @@ pub struct WrnConfig {
     pub norm: Norm,
     /// Dropout probability between the two convolutions of each block.
     pub dropout: f64,
+    /// Activation function.
+    pub activation: Activation,
     /// Negative slope of the LeakyReLU activations.
     pub leak: f64,
     /// Add a separate `energy_output` head (Linear(64k, 1)) giving log p(x) directly,
@@ -61,6 +75,7 @@ impl Default for WrnConfig {
             in_channels: 3,
             norm: Norm::None,
             dropout: 0.0,
+            activation: Activation::LeakyRelu,
             leak: 0.2,
             uncond: false,
         }

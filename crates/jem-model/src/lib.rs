@@ -8,7 +8,7 @@ pub mod io;
 pub mod ops;
 pub mod wrn;
 
-pub use config::{Norm, WrnConfig};
+pub use config::{Activation, Norm, WrnConfig};
 pub use energy::JointEnergyModel;
 pub use error::{ModelError, Result};
 pub use io::{load_safetensors, save_safetensors};

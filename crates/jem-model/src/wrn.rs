@@ -4,7 +4,7 @@
 use tch::nn::{Init, Path, VarStore};
 use tch::Tensor;
 
-use crate::config::{Norm, WrnConfig};
+use crate::config::{Activation, Norm, WrnConfig};
 use crate::energy::{self, JointEnergyModel};
 use crate::error::{ModelError, Result};
 
@@ -179,9 +179,27 @@ impl NormLayer {
     }
 }
 
-/// LeakyReLU with an arbitrary slope: ATen's fused kernel through jem's shim.
-fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
-    crate::ops::leaky_relu(x, slope)
+/// The configured activation: LeakyReLU (ATen's fused kernel through jem's shim) or SiLU.
+#[derive(Debug, Clone, Copy)]
+struct Act {
+    kind: Activation,
+    leak: f64,
+}
+
+impl Act {
+    fn of(cfg: &WrnConfig) -> Self {
+        Self {
+            kind: cfg.activation,
+            leak: cfg.leak,
+        }
+    }
+
+    fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        match self.kind {
+            Activation::LeakyRelu => crate::ops::leaky_relu(x, self.leak),
+            Activation::Silu => Ok(x.f_silu()?),
+        }
+    }
 }
 
 /// Pre-activation block: norm → act → conv3x3 → dropout → norm → act → conv3x3(stride),
@@ -194,7 +212,7 @@ struct WideBasic {
     conv2: Conv,
     shortcut: Option<Conv>,
     dropout: f64,
-    leak: f64,
+    act: Act,
 }
 
 impl WideBasic {
@@ -212,20 +230,20 @@ impl WideBasic {
             conv2: Conv::new(&(vs / "conv2"), c_out, c_out, 3, stride)?,
             shortcut,
             dropout: cfg.dropout,
-            leak: cfg.leak,
+            act: Act::of(cfg),
         })
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut out = self
             .conv1
-            .forward(&leaky_relu(&self.bn1.forward(x, train)?, self.leak)?)?;
+            .forward(&self.act.apply(&self.bn1.forward(x, train)?)?)?;
         if self.dropout > 0.0 {
             out = out.f_dropout(self.dropout, train)?;
         }
         let out = self
             .conv2
-            .forward(&leaky_relu(&self.bn2.forward(&out, train)?, self.leak)?)?;
+            .forward(&self.act.apply(&self.bn2.forward(&out, train)?)?)?;
         let skip = match &self.shortcut {
             Some(conv) => conv.forward(x)?,
             None => x.shallow_clone(),
@@ -357,7 +375,7 @@ impl WideResNet {
         for block in &self.blocks {
             out = block.forward(&out, train)?;
         }
-        let out = leaky_relu(&self.bn1.forward(&out, train)?, self.config.leak)?;
+        let out = Act::of(&self.config).apply(&self.bn1.forward(&out, train)?)?;
         // Global pooling keeps any input size usable; for 32x32 inputs the map is 8x8
         // and this equals the reference's avg_pool2d(8).
         Ok(out.f_adaptive_avg_pool2d([1, 1])?.f_flatten(1, -1)?)

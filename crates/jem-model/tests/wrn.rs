@@ -543,3 +543,62 @@ fn unreadable_checkpoints_name_the_file() {
     let err = save_safetensors(&vs, dir.path().join("no/such/dir/w.safetensors")).unwrap_err();
     assert!(err.to_string().contains("no/such/dir"), "{err}");
 }
+
+/// WRN-10-1 without normalisation written out op by op from the variables (the reference's
+/// layout), with `act` between the convolutions: an independent forward to compare with.
+fn manual_wrn10(vs: &VarStore, x: &Tensor, act: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    let v = vs.variables();
+    let conv = |x: &Tensor, name: &str, stride: i64, pad: i64| {
+        x.conv2d(
+            &v[&format!("{name}.weight")],
+            Some(&v[&format!("{name}.bias")]),
+            [stride, stride],
+            [pad, pad],
+            [1, 1],
+            1,
+        )
+    };
+    let mut h = conv(x, "f.conv1", 1, 1);
+    for (layer, stride) in [("f.layer1.0", 1), ("f.layer2.0", 2), ("f.layer3.0", 2)] {
+        let a = conv(&act(&h), &format!("{layer}.conv1"), 1, 1);
+        let b = conv(&act(&a), &format!("{layer}.conv2"), stride, 1);
+        let skip = if v.contains_key(&format!("{layer}.shortcut.0.weight")) {
+            conv(&h, &format!("{layer}.shortcut.0"), stride, 0)
+        } else {
+            h.shallow_clone()
+        };
+        h = b + skip;
+    }
+    let pooled = act(&h).mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+    pooled.linear(&v["class_output.weight"], Some(&v["class_output.bias"]))
+}
+
+#[test]
+fn activations_match_an_op_by_op_forward() {
+    for activation in [
+        jem_model::Activation::LeakyRelu,
+        jem_model::Activation::Silu,
+    ] {
+        let config = WrnConfig {
+            in_channels: 1,
+            activation,
+            ..cfg(10, 1)
+        };
+        let (vs, model) = build(&config);
+        let x = batch(3, 1, 12);
+        let got = to_vec(&model.logits(&x, false).unwrap());
+        let want = match activation {
+            jem_model::Activation::LeakyRelu => manual_wrn10(&vs, &x, |t| t.maximum(&(t * 0.2))),
+            jem_model::Activation::Silu => manual_wrn10(&vs, &x, |t| t * t.sigmoid()),
+        };
+        assert_all_close(
+            &format!("{activation:?} logits"),
+            &got,
+            &to_vec(&want),
+            1e-5,
+        );
+    }
+    let toml_cfg: WrnConfig = toml::from_str("activation = \"silu\"").unwrap();
+    assert_eq!(toml_cfg.activation, jem_model::Activation::Silu);
+    assert!(toml::from_str::<WrnConfig>("activation = \"relu6\"").is_err());
+}

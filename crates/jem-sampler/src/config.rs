@@ -81,6 +81,9 @@ pub struct SgldConfig {
     /// Rescale each sample's gradient to at most this L2 norm before the step. Per sample rather
     /// than per batch, so one runaway chain (Appendix H.3) does not shrink every other chain's step.
     pub grad_clip: Option<f64>,
+    /// Clamp every coordinate of the gradient step `α_t · ∂ log p(x)/∂x` to `[-δ, δ]` (clamping
+    /// the step, as JEM++'s proximal SGLD, rather than only the chain with `clamp`).
+    pub step_clamp: Option<f64>,
 }
 
 impl Default for SgldConfig {
@@ -93,6 +96,7 @@ impl Default for SgldConfig {
             decay: StepDecay::Constant,
             clamp: None,
             grad_clip: None,
+            step_clamp: None,
         }
     }
 }
@@ -158,6 +162,11 @@ impl SgldConfig {
         if let Some(c) = self.grad_clip {
             if !(c.is_finite() && c > 0.0) {
                 return Err(invalid(C, "grad_clip", c, "finite and > 0"));
+            }
+        }
+        if let Some(d) = self.step_clamp {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(invalid(C, "step_clamp", d, "finite and > 0"));
             }
         }
         Ok(())

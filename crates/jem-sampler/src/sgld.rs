@@ -3,7 +3,7 @@
 //! One step, for step `t` of a run:
 //!
 //! ```text
-//! x ← clamp( x + α_t · clip(∂ log p(x)/∂x) + s_t · ε ),   ε ~ N(0, I)
+//! x ← clamp( x + clamp_δ(α_t · clip(∂ log p(x)/∂x)) + s_t · ε ),   ε ~ N(0, I)
 //! ```
 //!
 //! with `s_t = σ` in the paper's relaxed mode and `s_t = sqrt(2 α_t)` in proper Langevin mode
@@ -162,7 +162,11 @@ pub(crate) fn run_chain(
             } else {
                 x.detach()
             };
-            let mut next = base.f_add(&grad.f_mul_scalar(alpha)?)?;
+            let mut step = grad.f_mul_scalar(alpha)?;
+            if let Some(d) = cfg.step_clamp {
+                step = step.f_clamp(-d, d)?;
+            }
+            let mut next = base.f_add(&step)?;
             // Zero noise consumes no randomness, so noise-free runs leave the generator untouched.
             if sigma > 0.0 {
                 let eps = noise::standard_normal(&shape, kind, device, rng)?;

@@ -159,6 +159,32 @@ fn gradient_clipping_bounds_each_step() {
     );
 }
 
+#[test]
+fn step_clamp_bounds_each_coordinate_of_the_gradient_step() {
+    // Mode at (10, 0.02): the first coordinate's step (α · 10 = 5) is clamped to δ = 0.1, the
+    // second (α · 0.02 = 0.01) is not.
+    let g = Gaussian {
+        mu: vec![10.0, 0.02],
+        var: vec![1.0, 1.0],
+    };
+    let density = |x: &Tensor| -> jem_sampler::Result<Tensor> { Ok(g.log_density(x)) };
+    let x0 = Tensor::zeros([3, 2], (Kind::Double, Device::Cpu));
+    let cfg = SgldConfig {
+        step_clamp: Some(0.1),
+        ..noiseless(0.5, 1)
+    };
+    let (x1, _) = sgld(&density, &x0, &cfg, &mut rng(0)).unwrap();
+    for row in to_vec2(&(&x1 - &x0)) {
+        assert_relative_eq!(row[0], 0.1, max_relative = 1e-12);
+        assert_relative_eq!(row[1], 0.01, max_relative = 1e-12);
+    }
+    let bad = SgldConfig {
+        step_clamp: Some(0.0),
+        ..SgldConfig::default()
+    };
+    assert!(bad.check().unwrap_err().to_string().contains("step_clamp"));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
