@@ -19,7 +19,7 @@ use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
 use crate::decision::{
-    check_batch, l2_rows, predict_labels, to_f32_vec, to_i64_vec, CheckedBatch, DecisionOutcome,
+    check_batch, decision_outcome, l2_rows, predict_labels, to_f32_vec, to_i64_vec, CheckedBatch,
     DecisionReport,
 };
 use crate::error::{AttackError, Result};
@@ -150,19 +150,7 @@ pub struct BoundaryOutcome {
 /// Results of [`boundary_attack`] for a batch, one outcome per input in batch order.
 pub type BoundaryReport = DecisionReport<BoundaryOutcome>;
 
-impl DecisionOutcome for BoundaryOutcome {
-    fn adversarial(&self) -> &Tensor {
-        &self.adversarial
-    }
-
-    fn l2_distance(&self) -> f64 {
-        self.l2_distance
-    }
-
-    fn success(&self) -> bool {
-        self.success
-    }
-}
+decision_outcome!(BoundaryOutcome);
 
 /// Runs the boundary attack on every input of `inputs` (`[N, C, H, W]` in [-1, 1]) with true
 /// `labels` (`[N]`).

@@ -17,6 +17,27 @@ pub trait DecisionOutcome {
     fn success(&self) -> bool;
 }
 
+/// Implements [`DecisionOutcome`] for an outcome struct with `adversarial`, `l2_distance` and
+/// `success` fields.
+macro_rules! decision_outcome {
+    ($outcome:ty) => {
+        impl $crate::decision::DecisionOutcome for $outcome {
+            fn adversarial(&self) -> &tch::Tensor {
+                &self.adversarial
+            }
+
+            fn l2_distance(&self) -> f64 {
+                self.l2_distance
+            }
+
+            fn success(&self) -> bool {
+                self.success
+            }
+        }
+    };
+}
+pub(crate) use decision_outcome;
+
 /// Results of a decision-based attack on a batch, one outcome per input in batch order
 /// ([`BoundaryReport`](crate::BoundaryReport), [`PointwiseReport`](crate::PointwiseReport)).
 #[derive(Debug)]

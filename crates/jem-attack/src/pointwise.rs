@@ -20,7 +20,7 @@ use rand::Rng;
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
-use crate::decision::{check_batch, predict_labels, to_f32_vec, DecisionOutcome, DecisionReport};
+use crate::decision::{check_batch, decision_outcome, predict_labels, to_f32_vec, DecisionReport};
 use crate::error::{AttackError, Result};
 use crate::norm::{BOX_MAX, BOX_MIN};
 use crate::rng::sample_rng;
@@ -111,19 +111,7 @@ pub struct PointwiseOutcome {
 /// Results of [`pointwise_attack`] for a batch, one outcome per input in batch order.
 pub type PointwiseReport = DecisionReport<PointwiseOutcome>;
 
-impl DecisionOutcome for PointwiseOutcome {
-    fn adversarial(&self) -> &Tensor {
-        &self.adversarial
-    }
-
-    fn l2_distance(&self) -> f64 {
-        self.l2_distance
-    }
-
-    fn success(&self) -> bool {
-        self.success
-    }
-}
+decision_outcome!(PointwiseOutcome);
 
 impl DecisionReport<PointwiseOutcome> {
     /// Per-input numbers of changed coordinates.

@@ -354,23 +354,20 @@ fn from_buffer_scores_the_last_buffer_and_ensemble_lumps_the_kept_ones() {
         .collect();
     assert!(kept.iter().all(|p| p.is_file()));
 
+    // `jem generative --from-buffer` with `extra` flags into `out`: its stdout and report.
+    let from_buffer = |out: &Path, extra: &[&str]| -> (String, Value) {
+        let mut args = vec!["generative", "--checkpoint", s(&run), "--from-buffer"];
+        args.extend(["--n-reference", "30", "--splits", "2", "--save-scored"]);
+        args.extend(extra);
+        args.extend(["--out", s(out)]);
+        let (stdout, _) = jem(&args);
+        (stdout, json(&out.join("generative.json")))
+    };
+
     // "single": the whole buffer of last.ckpt, as it stands, 8-bit.
     let out = dir.path().join("single");
-    let common = ["--n-reference", "30", "--splits", "2", "--save-scored"];
-    let (stdout, _) = jem(&[
-        &[
-            "generative",
-            "--checkpoint",
-            s(&run),
-            "--from-buffer",
-            "--out",
-            s(&out),
-        ][..],
-        &common[..],
-    ]
-    .concat());
+    let (stdout, report) = from_buffer(&out, &[]);
     assert!(stdout.contains("not Inception"), "{stdout}");
-    let report = json(&out.join("generative.json"));
     assert_eq!(report["source"], "buffer");
     assert_eq!(report["checkpoint"], s(&last));
     assert_eq!(report["buffers"], serde_json::json!([s(&last)]));
@@ -386,42 +383,13 @@ fn from_buffer_scores_the_last_buffer_and_ensemble_lumps_the_kept_ones() {
     assert_eq!(png_size(&out.join("buffer.png")), (side(7), side(6)));
 
     // The test split as the reference instead.
-    let out_test = dir.path().join("single-test");
-    jem(&[
-        &[
-            "generative",
-            "--checkpoint",
-            s(&run),
-            "--from-buffer",
-            "--reference",
-            "test",
-            "--out",
-            s(&out_test),
-        ][..],
-        &common[..],
-    ]
-    .concat());
-    let test_report = json(&out_test.join("generative.json"));
+    let (_, test_report) = from_buffer(&dir.path().join("single-test"), &["--reference", "test"]);
     assert_eq!(test_report["reference_split"], "test");
     assert_ne!(test_report["fid"], report["fid"]);
 
     // "ensemble": the 3 newest kept buffers, oldest first, lumped.
     let out = dir.path().join("ensemble");
-    jem(&[
-        &[
-            "generative",
-            "--checkpoint",
-            s(&run),
-            "--from-buffer",
-            "--ensemble",
-            "3",
-            "--out",
-            s(&out),
-        ][..],
-        &common[..],
-    ]
-    .concat());
-    let report = json(&out.join("generative.json"));
+    let (_, report) = from_buffer(&out, &["--ensemble", "3"]);
     assert_eq!(report["source"], "ensemble");
     let buffers: Vec<&str> = report["buffers"]
         .as_array()
@@ -440,21 +408,7 @@ fn from_buffer_scores_the_last_buffer_and_ensemble_lumps_the_kept_ones() {
 
     // Table 5's "conditional": the top 10% of the buffer by the JEM's own max p(y|x).
     let out = dir.path().join("top10");
-    jem(&[
-        &[
-            "generative",
-            "--checkpoint",
-            s(&run),
-            "--from-buffer",
-            "--top-percentile",
-            "10",
-            "--out",
-            s(&out),
-        ][..],
-        &common[..],
-    ]
-    .concat());
-    let report = json(&out.join("generative.json"));
+    let (_, report) = from_buffer(&out, &["--top-percentile", "10"]);
     let kept_idx = indices(&report["kept_indices"]);
     let samples = buffer_of(&last);
     let (_, _vs, model) = jem_train::load_model(&last, tch::Device::Cpu).unwrap();

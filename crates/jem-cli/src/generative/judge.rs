@@ -11,30 +11,26 @@
 //! * Grids: the samples, one row per class, the rows ordered by log p(x) (Fig 9), and the
 //!   Gaussian initialisation.
 //!
-//! Every set goes to the baseline clipped and quantised to 8 bits, as image files would.
+//! Every set goes to the baseline clipped and quantised to 8 bits, as image files would. The
+//! grids and `judge.md` are written by [`judge_views`](super::judge_views).
 
 use super::buffers::{last_checkpoint, read_buffer_if_any, Buffer};
+use super::judge_views;
 use super::GenerativeArgs;
-use super::{evenly_spaced, grid_png, load_split, quantize_8bit, rows, square_columns};
+use super::{load_split, quantize_8bit, rows};
 use crate::evaluate::{self, out_dir, write_report, Loaded};
 use anyhow::{ensure, Context, Result};
 use jem_data::preprocess::to_model_range;
 use jem_data::split::{shuffled_indices, train_valid_split};
 use jem_data::Split;
 use jem_eval::features::{ClassifierFeatures, Extracted, FeatureExtractor};
-use jem_eval::grid::PixelRange;
 use jem_model::JointEnergyModel;
 use jem_report::judge_sets as sets;
-use jem_report::{Agreement, AgreementRow, FidRow, JudgeGrids, JudgeReport};
+use jem_report::{Agreement, AgreementRow, FidRow, JudgeReport};
 use jem_sampler::{sgld, ChainStart, ClassGaussians, Conditioned, InitKind, Pcg64, SgldConfig};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// Columns of the per-class grids.
-const GRID_COLUMNS: usize = 10;
-/// Most samples in the unconditional grid.
-const GRID_MAX: usize = 100;
 
 /// Agreement of the judge's `probs` (`[N, K]` row-major) with the `intended` classes: overall
 /// and per class `0..K` (a class without images has `n = 0` and NaN shares).
@@ -126,26 +122,6 @@ fn fid_row(j: &Judged, reference: &Judged) -> Result<FidRow> {
     })
 }
 
-/// `log p(x)` of `x` under the JEM, batched, on the CPU.
-fn log_px(
-    model: &dyn JointEnergyModel,
-    x: &Tensor,
-    batch: usize,
-    device: Device,
-) -> Result<Vec<f32>> {
-    let mut out = Vec::new();
-    let n = x.size()[0];
-    for start in (0..n).step_by(batch) {
-        let len = (batch as i64).min(n - start);
-        let xb = x.narrow(0, start, len).to_device(device);
-        let v = tch::no_grad(|| model.log_px(&xb, false))?;
-        out.extend(Vec::<f32>::try_from(
-            v.to_device(Device::Cpu).to_kind(Kind::Float),
-        )?);
-    }
-    Ok(out)
-}
-
 /// SGLD chains from `start` (on the CPU), `batch` at a time: on f(x)[y] of `labels` when given,
 /// else on log p(x). Returns the samples on the CPU.
 fn run_chains(
@@ -188,10 +164,11 @@ fn run_chains(
 }
 
 /// The JEM's unconditional and class-conditional samples, and where each came from.
-struct Samples {
-    unconditional: Tensor,
+pub(super) struct Samples {
+    pub(super) unconditional: Tensor,
     unconditional_source: String,
-    conditional: Tensor,
+    /// Class c's samples are rows `c·per_class .. (c+1)·per_class`.
+    pub(super) conditional: Tensor,
     conditional_labels: Vec<usize>,
     conditional_source: String,
     /// SGLD steps run here (0 when both came from the buffer).
@@ -466,7 +443,7 @@ pub(super) fn judge(args: &GenerativeArgs, baseline: &Path, device: Device) -> R
     let ratio = fid[0].fid / gaussian_fid;
 
     tracing::info!(seconds = clock.elapsed().as_secs_f64(), "judged every set");
-    let grids = write_grids(
+    let grids = judge_views::write_grids(
         args,
         &jem,
         &samples,
@@ -491,151 +468,12 @@ pub(super) fn judge(args: &GenerativeArgs, baseline: &Path, device: Device) -> R
         fid_ratio_to_gaussian: ratio,
         grids,
     };
-    write_report(&out, "judge", &markdown(&report, classes), &report)
-}
-
-/// The samples grid, the per-class grid, its rows ordered by log p(x), and the Gaussian rows.
-fn write_grids(
-    args: &GenerativeArgs,
-    jem: &Loaded,
-    samples: &Samples,
-    gaussian_conditional: &Tensor,
-    per_class: usize,
-    device: Device,
-    out: &Path,
-) -> Result<JudgeGrids> {
-    let classes = jem.config.model.num_classes;
-    let columns = per_class.min(GRID_COLUMNS);
-    let n = samples.unconditional.size()[0] as usize;
-    let shown = evenly_spaced(n, GRID_MAX);
-    let grids = JudgeGrids {
-        samples: out.join("samples.png"),
-        per_class: out.join("per_class.png"),
-        per_class_by_logpx: out.join("per_class_by_logpx.png"),
-        gaussian: out.join("gaussian.png"),
-    };
-    grid_png(
-        &grids.samples,
-        &rows(&samples.unconditional, &shown),
-        square_columns(shown.len()),
-        PixelRange::MinusOneToOne,
-    )?;
-    // Class c's samples are rows c·per_class .. (c+1)·per_class.
-    let firsts: Vec<usize> = (0..classes)
-        .flat_map(|c| (0..columns).map(move |i| c * per_class + i))
-        .collect();
-    grid_png(
-        &grids.per_class,
-        &rows(&samples.conditional, &firsts),
-        columns,
-        PixelRange::MinusOneToOne,
-    )?;
-    grid_png(
-        &grids.gaussian,
-        &rows(gaussian_conditional, &firsts),
-        columns,
-        PixelRange::MinusOneToOne,
-    )?;
-    // Fig 9: each row ordered by log p(x), highest on the left, spanning the class's range.
-    let scores = log_px(&jem.model, &samples.conditional, args.batch_size, device)?;
-    let mut ordered = Vec::with_capacity(classes * columns);
-    for c in 0..classes {
-        let mut row: Vec<usize> = (c * per_class..(c + 1) * per_class).collect();
-        row.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-        let spread = if per_class <= columns {
-            (0..per_class).collect()
-        } else {
-            (0..columns)
-                .map(|i| i * (per_class - 1) / (columns - 1).max(1))
-                .collect::<Vec<_>>()
-        };
-        ordered.extend(spread.into_iter().map(|i| row[i]));
-    }
-    grid_png(
-        &grids.per_class_by_logpx,
-        &rows(&samples.conditional, &ordered),
-        columns,
-        PixelRange::MinusOneToOne,
-    )?;
-    Ok(grids)
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.1}%", 100.0 * v)
-}
-
-/// The Markdown of `judge.md`.
-fn markdown(r: &JudgeReport, classes: usize) -> String {
-    let mut t = format!(
-        "Samples of {} judged by {} (an independent classifier; FID in its penultimate \
-         features: **classifier features, not Inception**)\n\n\
-         - samples: {}\n- class-conditional samples: {}\n- Gaussian initialisation: {}\n\n\
-         ## Agreement of the independent classifier\n\n\
-         | set | images | assigned to the intended class | mean confidence | mean p(intended) |\n\
-         |---|---|---|---|---|\n",
-        r.checkpoint.display(),
-        r.judge.display(),
-        r.samples_source,
-        r.conditional_source,
-        r.gaussian_source,
-    );
-    for row in &r.agreement {
-        let a = &row.overall;
-        t.push_str(&format!(
-            "| {} | {} | {} | {:.3} | {:.3} |\n",
-            row.set,
-            a.n,
-            pct(a.agreement),
-            a.confidence,
-            a.intended_probability
-        ));
-    }
-    t.push_str("\nPer class (assigned to the intended class / mean confidence):\n\n| set |");
-    for c in 0..classes {
-        t.push_str(&format!(" {c} |"));
-    }
-    t.push_str(&format!("\n|---|{}\n", "---|".repeat(classes)));
-    for row in &r.agreement {
-        t.push_str(&format!("| {} |", row.set));
-        for a in &row.per_class {
-            t.push_str(&format!(" {} / {:.2} |", pct(a.agreement), a.confidence));
-        }
-        t.push('\n');
-    }
-    t.push_str(&format!(
-        "\n## FID to {} test images in the judge's features (not Inception)\n\n\
-         | set | images | FID | FID / FID(Gaussian initialisation) |\n|---|---|---|---|\n",
-        r.n
-    ));
-    let gaussian = r.fid_of(sets::GAUSSIAN).unwrap_or(f64::NAN);
-    for row in &r.fid {
-        t.push_str(&format!(
-            "| {} | {} | {:.3} | {:.3} |\n",
-            row.set,
-            row.n,
-            row.fid,
-            row.fid / gaussian
-        ));
-    }
-    t.push_str(&format!(
-        "\nFID(samples) / FID(Gaussian initialisation) = **{:.3}** (below 1: the samples beat \
-         the trivial generator). The last row, the test images against themselves, is the \
-         computation's floor.\n\n\
-         Grids: {}, {}, {} (rows ordered by log p(x), highest left), {}.\n",
-        r.fid_ratio_to_gaussian,
-        name(&r.grids.samples),
-        name(&r.grids.per_class),
-        name(&r.grids.per_class_by_logpx),
-        name(&r.grids.gaussian),
-    ));
-    t
-}
-
-fn name(p: &Path) -> String {
-    p.file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned()
+    write_report(
+        &out,
+        "judge",
+        &judge_views::markdown(&report, classes),
+        &report,
+    )
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 mod buffers;
 mod extremes;
 mod judge;
+mod judge_views;
 mod score;
 
 pub use extremes::{extremes, ExtremesArgs};
