@@ -15,17 +15,17 @@
 
 use std::collections::VecDeque;
 
-use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
+use crate::decision::{
+    check_batch, decision_outcome, l2_rows, predict_labels, to_f32_vec, to_i64_vec, CheckedBatch,
+    DecisionReport,
+};
 use crate::error::{AttackError, Result};
+use crate::norm::{BOX_MAX, BOX_MIN};
+use crate::rng::{sample_rng, standard_normal};
 use crate::target::AttackTarget;
-
-/// Lower edge of the input box; inputs live in [-1, 1].
-pub(crate) const INPUT_MIN: f64 = -1.0;
-/// Upper edge of the input box.
-pub(crate) const INPUT_MAX: f64 = 1.0;
 
 /// Below this source step the walk has converged (foolbox's `source_step_convergance`).
 const CONVERGED_SOURCE_STEP: f64 = 1e-7;
@@ -148,28 +148,9 @@ pub struct BoundaryOutcome {
 }
 
 /// Results of [`boundary_attack`] for a batch, one outcome per input in batch order.
-#[derive(Debug)]
-pub struct BoundaryReport {
-    /// Per-input outcomes.
-    pub outcomes: Vec<BoundaryOutcome>,
-}
+pub type BoundaryReport = DecisionReport<BoundaryOutcome>;
 
-impl BoundaryReport {
-    /// The adversarials stacked into `[N, C, H, W]` (originals where the attack failed).
-    pub fn adversarials(&self) -> Result<Tensor> {
-        stack_outcomes(self.outcomes.iter().map(|o| &o.adversarial))
-    }
-
-    /// Per-input L2 distances in input units (infinite where the attack failed).
-    pub fn l2_distances(&self) -> Vec<f64> {
-        self.outcomes.iter().map(|o| o.l2_distance).collect()
-    }
-
-    /// Per-input success flags.
-    pub fn successes(&self) -> Vec<bool> {
-        self.outcomes.iter().map(|o| o.success).collect()
-    }
-}
+decision_outcome!(BoundaryOutcome);
 
 /// Runs the boundary attack on every input of `inputs` (`[N, C, H, W]` in [-1, 1]) with true
 /// `labels` (`[N]`).
@@ -215,7 +196,7 @@ pub fn boundary_attack<T: AttackTarget + ?Sized>(
         );
         outcomes.push(outcome);
     }
-    Ok(BoundaryReport { outcomes })
+    Ok(DecisionReport { outcomes })
 }
 
 /// Attacks one input, `original` `[1, C, H, W]`.
@@ -466,7 +447,7 @@ fn propose(
     let shrink = 1.0 / (spherical_step * spherical_step + 1.0).sqrt();
     let spherical = original
         .f_add(&orthogonal.f_sub(&toward_source)?.f_mul_scalar(shrink)?)?
-        .f_clamp(INPUT_MIN, INPUT_MAX)?;
+        .f_clamp(BOX_MIN, BOX_MAX)?;
 
     // Step toward the original by source_step * distance, corrected for how far clipping moved
     // the spherical point off the sphere.
@@ -480,7 +461,7 @@ fn propose(
         .f_div(&new_norm)?;
     let candidates = spherical
         .f_add(&new_toward_source.f_mul(&length)?)?
-        .f_clamp(INPUT_MIN, INPUT_MAX)?;
+        .f_clamp(BOX_MIN, BOX_MAX)?;
     Ok(Proposal {
         spherical,
         candidates,
@@ -597,34 +578,6 @@ impl StartingPool<'_> {
     }
 }
 
-/// What [`check_batch`] learned about a validated batch.
-pub(crate) struct CheckedBatch {
-    /// Per-input shape `[C, H, W]`.
-    pub(crate) sample_shape: Vec<i64>,
-    /// True labels, on the host.
-    pub(crate) labels: Vec<i64>,
-}
-
-/// Validates an attack batch (the crate-wide rules of [`crate::target::check_batch`], plus four
-/// dimensions `[N, C, H, W]`) and copies the labels to the host.
-pub(crate) fn check_batch<T: AttackTarget + ?Sized>(
-    target: &T,
-    inputs: &Tensor,
-    labels: &Tensor,
-) -> Result<CheckedBatch> {
-    crate::target::check_batch(inputs, labels, target.num_classes())?;
-    let shape = inputs.size();
-    if shape.len() != 4 {
-        return Err(AttackError::InvalidArgument(format!(
-            "inputs `x`: expected [N, C, H, W], got shape {shape:?}"
-        )));
-    }
-    Ok(CheckedBatch {
-        sample_shape: shape[1..].to_vec(),
-        labels: to_i64_vec(labels)?,
-    })
-}
-
 /// Validates the starting pool against the batch: same per-input shape, labels `[M]` in range.
 fn check_pool<T: AttackTarget + ?Sized>(
     target: &T,
@@ -649,60 +602,6 @@ fn check_pool<T: AttackTarget + ?Sized>(
     to_i64_vec(starting_labels)
 }
 
-/// The target's labels for `batch`, on the host.
-pub(crate) fn predict_labels<T: AttackTarget + ?Sized>(
-    target: &T,
-    batch: &Tensor,
-    rng: &mut Pcg64,
-) -> Result<Vec<i64>> {
-    let n = batch.size()[0];
-    let predicted = target.predict(batch, rng)?;
-    if predicted.size() != [n] {
-        return Err(AttackError::InvalidArgument(format!(
-            "target predicted shape {:?} for {n} inputs",
-            predicted.size()
-        )));
-    }
-    to_i64_vec(&predicted)
-}
-
-/// Row-wise L2 distances between `rows` `[K, D]` and `reference` `[1, D]`, on the host.
-pub(crate) fn l2_rows(rows: &Tensor, reference: &Tensor) -> Result<Vec<f64>> {
-    let norms = rows
-        .f_sub(reference)?
-        .f_to_kind(Kind::Double)?
-        .f_norm_scalaropt_dim(2, [1i64], false)?;
-    to_f64_vec(&norms)
-}
-
-/// A tensor's values, flattened, as `f32` on the host.
-pub(crate) fn to_f32_vec(tensor: &Tensor) -> Result<Vec<f32>> {
-    let flat = tensor
-        .f_to_device(Device::Cpu)?
-        .f_to_kind(Kind::Float)?
-        .f_contiguous()?
-        .f_reshape([-1])?;
-    Ok(Vec::<f32>::try_from(&flat)?)
-}
-
-fn to_f64_vec(tensor: &Tensor) -> Result<Vec<f64>> {
-    let flat = tensor
-        .f_to_device(Device::Cpu)?
-        .f_to_kind(Kind::Double)?
-        .f_contiguous()?
-        .f_reshape([-1])?;
-    Ok(Vec::<f64>::try_from(&flat)?)
-}
-
-fn to_i64_vec(tensor: &Tensor) -> Result<Vec<i64>> {
-    let flat = tensor
-        .f_to_device(Device::Cpu)?
-        .f_to_kind(Kind::Int64)?
-        .f_contiguous()?
-        .f_reshape([-1])?;
-    Ok(Vec::<i64>::try_from(&flat)?)
-}
-
 fn argmax(values: &[f32]) -> usize {
     values
         .iter()
@@ -715,47 +614,4 @@ fn argmax(values: &[f32]) -> usize {
             }
         })
         .0
-}
-
-/// Stacks per-input `[C, H, W]` tensors into `[N, C, H, W]`.
-pub(crate) fn stack_outcomes<'a>(tensors: impl Iterator<Item = &'a Tensor>) -> Result<Tensor> {
-    let tensors: Vec<&Tensor> = tensors.collect();
-    if tensors.is_empty() {
-        return Err(AttackError::InvalidArgument(
-            "no outcomes to stack".to_string(),
-        ));
-    }
-    Ok(Tensor::f_stack(&tensors, 0)?)
-}
-
-/// The generator of input `index` under `seed`: each input gets its own stream, so its attack does
-/// not depend on the other inputs of the batch.
-pub(crate) fn sample_rng(seed: u64, index: u64) -> Pcg64 {
-    Pcg64::seed_from_u64(splitmix64(seed ^ splitmix64(index)))
-}
-
-/// SplitMix64's finaliser: spreads nearby seeds and indices over the whole state space.
-fn splitmix64(value: u64) -> u64 {
-    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Standard normal `f32` tensor of `shape` drawn from `rng` (Box–Muller), on `device`. Drawn on
-/// the host from the attack's own generator so a run is reproducible from its seed alone.
-fn standard_normal(shape: &[i64], device: Device, rng: &mut Pcg64) -> Result<Tensor> {
-    let count: usize = shape.iter().map(|&d| d.max(0) as usize).product();
-    let mut values = Vec::with_capacity(count + 1);
-    while values.len() < count {
-        // 1 - U(0,1) lies in (0, 1], so the logarithm is finite.
-        let radius = (-2.0 * (1.0 - rng.random::<f64>()).ln()).sqrt();
-        let angle = std::f64::consts::TAU * rng.random::<f64>();
-        values.push((radius * angle.cos()) as f32);
-        values.push((radius * angle.sin()) as f32);
-    }
-    values.truncate(count);
-    Ok(Tensor::f_from_slice(&values)?
-        .f_reshape(shape)?
-        .f_to_device(device)?)
 }

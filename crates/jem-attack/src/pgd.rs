@@ -18,10 +18,11 @@
 //! JEM-k) from [`restart_rng`]`(seed, r)`, so a run is deterministic given the seed, and without
 //! early stopping restart `r` of a full run is exactly [`pgd_single_restart`] with `r`.
 
-use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
+
+pub use crate::rng::restart_rng;
 
 use crate::error::{AttackError, Result};
 use crate::norm::{clip_to_box, per_sample, Norm, PIXEL_SCALE};
@@ -110,15 +111,6 @@ impl PgdConfig {
         self.relative_step_size
             .unwrap_or(MADRY_STEP_FACTOR / self.iterations.max(1) as f64)
     }
-}
-
-/// The generator of restart `restart` under `seed`: a SplitMix64-style mix of the two, so
-/// neighbouring seeds and restarts give unrelated streams.
-pub fn restart_rng(seed: u64, restart: u64) -> Pcg64 {
-    let mut z = seed ^ restart.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    Pcg64::seed_from_u64(z ^ (z >> 31))
 }
 
 /// The stream index of the clean-input evaluation (no restart uses it).

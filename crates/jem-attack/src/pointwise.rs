@@ -20,10 +20,10 @@ use rand::Rng;
 use rand_pcg::Pcg64;
 use tch::{Device, Kind, Tensor};
 
-use crate::boundary::{
-    check_batch, predict_labels, sample_rng, stack_outcomes, to_f32_vec, INPUT_MAX, INPUT_MIN,
-};
+use crate::decision::{check_batch, decision_outcome, predict_labels, to_f32_vec, DecisionReport};
 use crate::error::{AttackError, Result};
+use crate::norm::{BOX_MAX, BOX_MIN};
+use crate::rng::sample_rng;
 use crate::target::AttackTarget;
 
 /// Factor by which the noise cap exceeds the last successful noise level (foolbox: 1.2; the
@@ -109,31 +109,14 @@ pub struct PointwiseOutcome {
 }
 
 /// Results of [`pointwise_attack`] for a batch, one outcome per input in batch order.
-#[derive(Debug)]
-pub struct PointwiseReport {
-    /// Per-input outcomes.
-    pub outcomes: Vec<PointwiseOutcome>,
-}
+pub type PointwiseReport = DecisionReport<PointwiseOutcome>;
 
-impl PointwiseReport {
-    /// The adversarials stacked into `[N, C, H, W]` (originals where the attack failed).
-    pub fn adversarials(&self) -> Result<Tensor> {
-        stack_outcomes(self.outcomes.iter().map(|o| &o.adversarial))
-    }
+decision_outcome!(PointwiseOutcome);
 
-    /// Per-input L2 distances in input units (infinite where the attack failed).
-    pub fn l2_distances(&self) -> Vec<f64> {
-        self.outcomes.iter().map(|o| o.l2_distance).collect()
-    }
-
+impl DecisionReport<PointwiseOutcome> {
     /// Per-input numbers of changed coordinates.
     pub fn l0s(&self) -> Vec<usize> {
         self.outcomes.iter().map(|o| o.l0).collect()
-    }
-
-    /// Per-input success flags.
-    pub fn successes(&self) -> Vec<bool> {
-        self.outcomes.iter().map(|o| o.success).collect()
     }
 }
 
@@ -173,7 +156,7 @@ pub fn pointwise_attack<T: AttackTarget + ?Sized>(
         );
         outcomes.push(outcome);
     }
-    Ok(PointwiseReport { outcomes })
+    Ok(DecisionReport { outcomes })
 }
 
 /// Answers "is this adversarial?" for host-side candidates of one input.
@@ -280,7 +263,7 @@ fn salt_and_pepper<T: AttackTarget + ?Sized>(
     let channels = oracle.sample_shape.first().copied().unwrap_or(1).max(1) as usize;
     let pixels = original.len() / channels;
     let levels = config.salt_pepper_epsilons.min(pixels).max(1);
-    let range = (INPUT_MAX - INPUT_MIN) as f32;
+    let range = (BOX_MAX - BOX_MIN) as f32;
 
     let mut best: Option<(Vec<f32>, f64)> = None;
     let mut max_level = 1.0_f64;
@@ -300,7 +283,7 @@ fn salt_and_pepper<T: AttackTarget + ?Sized>(
                         let salt = if u >= 1.0 - level / 2.0 { range } else { 0.0 };
                         let pepper = if u < level / 2.0 { range } else { 0.0 };
                         let value = original[channel * pixels + pixel] + salt - pepper;
-                        noisy.push(value.clamp(INPUT_MIN as f32, INPUT_MAX as f32));
+                        noisy.push(value.clamp(BOX_MIN as f32, BOX_MAX as f32));
                     }
                 }
                 let distance = l2(&noisy, original);

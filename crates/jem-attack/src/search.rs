@@ -18,8 +18,12 @@ use crate::norm::{Norm, BOX_MAX, BOX_MIN, PIXEL_SCALE};
 use crate::pgd::{pgd_with_eps, restart_rng, PgdConfig};
 use crate::target::{check_batch, AttackTarget};
 
+/// Bisection steps of foolbox 2.4's binary search on ε.
+pub const FOOLBOX_BISECTION_STEPS: usize = 20;
+
 /// Settings of the ε search. `Default`: the paper's PGD, start at one pixel level, grow ×1.5 up
-/// to the box's diameter, 10 bisection steps or 1% relative width.
+/// to the box's diameter, then 20 bisection steps, as foolbox 2.4 (the version JEM used), with
+/// no early stop on the bracket's width.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchConfig {
@@ -32,9 +36,10 @@ pub struct SearchConfig {
     /// Largest ε tried, internal units; `None` is the diameter of the [-1, 1] box under the norm
     /// (2 for L∞, `2·sqrt(d)` for L2), beyond which no new point is reachable.
     pub max_eps: Option<f64>,
-    /// Most bisection steps per input.
+    /// Most bisection steps per input (foolbox 2.4: 20).
     pub bisection_steps: usize,
-    /// Stop bisecting once `good − bad <= relative_tolerance · good` (0 disables this).
+    /// Stop bisecting once `good − bad <= relative_tolerance · good` (0, the default, disables
+    /// this: every input gets all `bisection_steps`).
     pub relative_tolerance: f64,
 }
 
@@ -45,8 +50,8 @@ impl Default for SearchConfig {
             initial_eps: 1.0 / PIXEL_SCALE,
             growth: 1.5,
             max_eps: None,
-            bisection_steps: 10,
-            relative_tolerance: 0.01,
+            bisection_steps: FOOLBOX_BISECTION_STEPS,
+            relative_tolerance: 0.0,
         }
     }
 }

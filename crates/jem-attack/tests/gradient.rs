@@ -8,7 +8,8 @@ use approx::assert_relative_eq;
 use jem_attack::{
     accuracy_at, distal_adversarials, eps_grid, minimal_eps, pgd, pgd_single_restart,
     random_subset, transfer, AttackError, AttackTarget, CurvePoint, DistalConfig, LogitsFn, Norm,
-    PgdConfig, RefinedClassifier, RobustnessCurve, SearchConfig,
+    PgdConfig, RefinedClassifier, RobustnessCurve, SearchConfig, DEFAULT_EOT_NOISE,
+    FOOLBOX_BISECTION_STEPS,
 };
 use jem_model::JointEnergyModel;
 use jem_sampler::SgldConfig;
@@ -159,6 +160,49 @@ fn minimal_eps_of_a_linear_classifier_matches_the_margin() {
         assert!(pred.iter().zip(&labels).all(|(p, l)| p != l), "{norm}");
         let pixels = found.min_eps_pixels();
         assert_relative_eq!(pixels[0], found.min_eps[0] * 127.5);
+    }
+}
+
+#[test]
+fn the_search_bisects_twenty_times_as_foolbox_2_4() {
+    single_thread();
+    assert_eq!(FOOLBOX_BISECTION_STEPS, 20);
+    let defaults = SearchConfig::default();
+    assert_eq!(defaults.bisection_steps, 20);
+    assert_eq!(defaults.relative_tolerance, 0.0);
+    let model = BinaryLinear::new();
+    let x = uniform(&[1, 2, 2, 2], -0.3, 0.3, 1);
+    let y = Tensor::from_slice(&[i64::from(model.scores(&x)[0] > 0.0)]);
+    let target = model.target();
+    for norm in [Norm::Linf, Norm::L2] {
+        let cfg = SearchConfig {
+            bisection_steps: defaults.bisection_steps,
+            relative_tolerance: defaults.relative_tolerance,
+            ..search_config(norm)
+        };
+        let full = minimal_eps(&target, &x, &y, &cfg).unwrap();
+        let growth_only = minimal_eps(
+            &target,
+            &x,
+            &y,
+            &SearchConfig {
+                bisection_steps: 0,
+                ..cfg.clone()
+            },
+        )
+        .unwrap();
+        // One PGD round per bisection step on top of the growth phase, none stopped early.
+        assert_eq!(full.rounds, growth_only.rounds + 20, "{norm:?}");
+        // No PGD run succeeds below the margin; 20 halvings of the growth bracket (×1.5) bring
+        // the radius to within PGD's own accuracy above it, well inside the growth step.
+        let margin = model.scores(&x)[0].abs() / model.dual_norm(norm);
+        assert!(full.radii[0] >= margin * (1.0 - 1e-5), "{norm:?}");
+        assert!(
+            full.radii[0] <= margin * 1.01,
+            "{norm:?}: {} vs {margin}",
+            full.radii[0]
+        );
+        assert!(growth_only.radii[0] >= full.radii[0]);
     }
 }
 
@@ -379,6 +423,112 @@ fn eot_with_one_chain_and_no_refinement_is_the_plain_model() {
     );
 }
 
+/// The linear JEM with a flat log p(x): SGLD without noise leaves every input where it is, so any
+/// difference from the plain model comes from the EOT noise alone.
+struct FlatJem(LinearJem);
+
+impl JointEnergyModel for FlatJem {
+    fn logits(&self, x: &Tensor, train: bool) -> jem_model::Result<Tensor> {
+        self.0.logits(x, train)
+    }
+
+    fn log_px(&self, x: &Tensor, _train: bool) -> jem_model::Result<Tensor> {
+        Ok(x.flatten(1, -1)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            * 0.0)
+    }
+}
+
+#[test]
+fn eot_noise_is_the_only_difference_from_the_plain_model_and_is_seeded() {
+    single_thread();
+    let model = FlatJem(LinearJem::new());
+    let x = uniform(&[6, 1, 2, 2], -0.8, 0.8, 40);
+    let plain = values(&model.log_py_given_x(&x, false).unwrap());
+    let still = SgldConfig {
+        noise: 0.0,
+        ..SgldConfig::default()
+    };
+    // The paper's default σ_eot.
+    let noisy = RefinedClassifier::new(&model, 3, 2, 5, still.clone()).unwrap();
+    assert_eq!(noisy.eot_noise(), DEFAULT_EOT_NOISE);
+    assert_eq!(DEFAULT_EOT_NOISE, 0.03);
+    // σ_eot = 0 with a refinement that does not move: exactly the plain model's log p(y|x)
+    // (to the float rounding of averaging five equal rows).
+    let quiet = RefinedClassifier::new(&model, 3, 2, 5, still)
+        .unwrap()
+        .with_eot_noise(0.0)
+        .unwrap();
+    let got = values(&quiet.log_probs(&x, &mut Pcg64::seed_from_u64(1)).unwrap());
+    for (a, b) in got.iter().zip(&plain) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    // With the noise, the average differs, is reproducible from the seed and varies with it.
+    let lp = |seed| {
+        values(
+            &noisy
+                .log_probs(&x, &mut Pcg64::seed_from_u64(seed))
+                .unwrap(),
+        )
+    };
+    let max_diff = lp(1)
+        .iter()
+        .zip(&plain)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(max_diff > 1e-4, "{max_diff}");
+    assert_eq!(lp(1), lp(1));
+    assert_ne!(lp(1), lp(2));
+    // k = 0 adds no noise (the reference's JEM-0 is the plain model).
+    let jem0 = RefinedClassifier::new(&model, 3, 0, 5, SgldConfig::default()).unwrap();
+    assert_eq!(
+        values(&jem0.log_probs(&x, &mut Pcg64::seed_from_u64(1)).unwrap()),
+        plain
+    );
+}
+
+#[test]
+fn eot_starts_are_stacked_copies_plus_gaussian_noise_of_sigma_eot() {
+    single_thread();
+    let model = LinearJem::new();
+    let x = uniform(&[50, 1, 2, 2], -0.8, 0.8, 41);
+    let target = RefinedClassifier::new(&model, 3, 1, 5, SgldConfig::default())
+        .unwrap()
+        .with_eot_noise(0.03)
+        .unwrap();
+    let starts = target.eot_starts(&x, &mut Pcg64::seed_from_u64(2)).unwrap();
+    assert_eq!(starts.size(), [250, 1, 2, 2]);
+    let noise = &starts - x.repeat([5, 1, 1, 1]);
+    let v = values(&noise);
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = (v.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n).sqrt();
+    // 1000 draws: the sample sd lies within 0.03 · (1 ± 0.1) far beyond 3 standard errors.
+    assert!(mean.abs() < 0.003, "{mean}");
+    assert!((sd - 0.03).abs() < 0.003, "{sd}");
+    // Each chain has its own noise.
+    let chain = |i: i64| values(&noise.narrow(0, i * 50, 50));
+    assert_ne!(chain(0), chain(1));
+    // Gradients reach the input through the noisy copies.
+    let leaf = x.detach().set_requires_grad(true);
+    let s = target
+        .eot_starts(&leaf, &mut Pcg64::seed_from_u64(2))
+        .unwrap()
+        .sum(Kind::Float);
+    let g = values(&Tensor::run_backward(&[s], &[&leaf], false, false)[0]);
+    assert!(g.iter().all(|&v| (v - 5.0).abs() < 1e-6));
+    // Bad σ_eot is a named error.
+    for bad in [-0.1, f64::NAN, f64::INFINITY] {
+        let err = RefinedClassifier::new(&model, 3, 1, 5, SgldConfig::default())
+            .unwrap()
+            .with_eot_noise(bad)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("eot_noise"), "{err}");
+    }
+}
+
 #[test]
 fn eot_gradients_flow_through_the_refinement() {
     single_thread();
@@ -417,7 +567,10 @@ fn eot_gradients_flow_through_the_refinement() {
         noise: 0.0,
         ..SgldConfig::default()
     };
-    let jem3 = RefinedClassifier::new(&model, 3, 3, 1, exact).unwrap();
+    let jem3 = RefinedClassifier::new(&model, 3, 3, 1, exact)
+        .unwrap()
+        .with_eot_noise(0.0)
+        .unwrap();
     let direction = uniform(&[4, 1, 2, 2], -1.0, 1.0, 35);
     let f = |x: &Tensor| {
         let lp = jem3.log_probs(x, &mut Pcg64::seed_from_u64(0)).unwrap();

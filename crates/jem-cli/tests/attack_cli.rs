@@ -61,6 +61,13 @@ fn attack_writes_monotone_curves_tables_and_plots_deterministically() {
         assert!(table.contains(row), "{row} missing from\n{table}");
     }
     let report = json(&out.join("pgd-linf.json"));
+    // Refinement follows the attack's flags with the paper's defaults, not the training
+    // sampler: the tiny config clamps its SGLD to [-1, 1], the refinement does not.
+    assert_eq!(
+        report["refinement"],
+        serde_json::json!({"step_size": 1.0, "noise": 0.01, "clamp": null, "eot_noise": 0.03})
+    );
+    assert_eq!(report["pgd"]["bisection_steps"], 3);
     let models = report["models"].as_array().unwrap();
     assert_eq!(
         models.len(),
@@ -103,6 +110,45 @@ fn attack_writes_monotone_curves_tables_and_plots_deterministically() {
     assert_eq!(
         report["models"],
         json(&again.join("pgd-linf.json"))["models"]
+    );
+
+    // The refinement's own settings, when given, are what the report records; without the
+    // EOT noise JEM-1 attacks a different (noise-free-start) classifier.
+    let custom = dir.path().join("custom");
+    ok(&[
+        "attack",
+        "--quiet",
+        "--checkpoint",
+        &s(&jem_run),
+        "--attack",
+        "pgd-linf",
+        "--refine-steps",
+        "1",
+        "--eot",
+        "2",
+        "--eot-noise",
+        "0",
+        "--refine-step-size",
+        "0.5",
+        "--refine-noise",
+        "0",
+        "--refine-clamp",
+        "-1,1",
+        "--n",
+        "6",
+        "--iterations",
+        "2",
+        "--restarts",
+        "1",
+        "--bisection-steps",
+        "1",
+        "--out",
+        &s(&custom),
+    ]);
+    let r = json(&custom.join("pgd-linf.json"));
+    assert_eq!(
+        r["refinement"],
+        serde_json::json!({"step_size": 0.5, "noise": 0.0, "clamp": [-1.0, 1.0], "eot_noise": 0.0})
     );
 
     // Distal adversarials: one grid row per class.
@@ -149,4 +195,27 @@ fn attack_rejects_bad_input_with_a_clear_message() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fgsm") && err.contains("pgd-linf"), "{err}");
+
+    // Refinement settings are checked before any model is loaded.
+    for (flag, value, named) in [
+        ("--refine-clamp", "1,-1", "1,-1"),
+        ("--eot-noise", "-0.5", "--eot-noise"),
+        ("--refine-step-size", "0", "step_size"),
+    ] {
+        let out = jem(&[
+            "attack",
+            "--checkpoint",
+            missing,
+            "--attack",
+            "pgd-l2",
+            flag,
+            value,
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(named) && !err.contains(missing),
+            "{flag}: {err}"
+        );
+    }
 }

@@ -52,6 +52,23 @@ pub struct PgdSettings {
     pub iterations: usize,
     /// Random restarts.
     pub restarts: usize,
+    /// Bisection steps of the minimal-ε search (foolbox 2.4: 20).
+    pub bisection_steps: usize,
+}
+
+/// The SGLD refinement of the JEM-k classifiers (the attack's own settings, never the
+/// checkpoint's training sampler).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RefinementSettings {
+    /// Step size α (the paper: 1).
+    pub step_size: f64,
+    /// Noise σ of each step (the paper: 0.01).
+    pub noise: f64,
+    /// Clamp of every step, `None` for none (the paper: none).
+    pub clamp: Option<(f64, f64)>,
+    /// Standard deviation of the Gaussian noise added to each EOT chain before refinement (the
+    /// reference: 0.03).
+    pub eot_noise: f64,
 }
 
 /// Attack-specific details of one model's result.
@@ -115,6 +132,8 @@ pub struct AttackReport {
     pub eot_chains: usize,
     /// PGD settings.
     pub pgd: PgdSettings,
+    /// Refinement settings of the JEM-k classifiers.
+    pub refinement: RefinementSettings,
     /// One entry per classifier attacked.
     pub models: Vec<AttackModel>,
 }

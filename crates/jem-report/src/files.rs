@@ -14,6 +14,8 @@ pub const CALIBRATION: &str = "calibration.json";
 pub const RELIABILITY_PNG: &str = "reliability.png";
 /// `jem generative`: IS and FID ([`crate::GenerativeReport`]).
 pub const GENERATIVE: &str = "generative.json";
+/// `jem generative --judge`: samples judged by an independent classifier ([`crate::JudgeReport`]).
+pub const JUDGE: &str = "judge.json";
 /// `jem extremes`: the highest and lowest scored images ([`crate::ExtremesReport`]).
 pub const EXTREMES: &str = "extremes.json";
 /// `jem extremes`: log p(x) histograms by class (the paper's Fig 10).

@@ -16,12 +16,16 @@ pub mod train;
 
 pub use attack::{
     AttackDetails, AttackModel, AttackReport, CurvePoint, DistalClass, DistalModel, DistalReport,
-    Norm, PgdSettings, RobustPoint, RobustnessCurve,
+    Norm, PgdSettings, RefinementSettings, RobustPoint, RobustnessCurve,
 };
 pub use calibrate::{CalibrationReport, ClassificationMetrics, ReliabilityBin, ReliabilityDiagram};
 pub use error::{ReportError, Result};
 pub use extremes::{ExtremeItem, ExtremeSide, ExtremesReport};
-pub use generative::{GenerativeMetrics, GenerativeReport, CLASSIFIER_FEATURES_PREFIX};
+pub use generative::judge_sets;
+pub use generative::{
+    Agreement, AgreementRow, FidRow, GenerativeMetrics, GenerativeReport, JudgeGrids, JudgeReport,
+    ReferenceSplit, SampleSource, CLASSIFIER_FEATURES_PREFIX,
+};
 pub use info::InfoReport;
 pub use io::{parse_json, read_json, write_json};
 pub use ood::{OodMetrics, OodRecord, OodReport, Score};

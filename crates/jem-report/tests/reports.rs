@@ -209,15 +209,21 @@ fn generative() -> GenerativeReport {
             feature_dim: 64,
             num_classes: 10,
         },
-        checkpoint: "runs/jem/best.ckpt".into(),
+        checkpoint: "runs/jem/last.ckpt".into(),
         classifier: Some("runs/baseline/best.ckpt".into()),
+        source: SampleSource::Ensemble,
+        buffers: vec![
+            "runs/jem/checkpoints/ckpt_00000100.ckpt".into(),
+            "runs/jem/checkpoints/ckpt_00000200.ckpt".into(),
+        ],
         conditional: false,
-        steps: 20,
+        steps: 0,
         seed: 0,
         n_sampled: 1000,
         top_percentile: Some(10.0),
         kept_indices: vec![3, 1, 4],
         reference_data: "fashion-mnist".into(),
+        reference_split: ReferenceSplit::Train,
         samples_png: "out/unconditional.png".into(),
         selected_png: Some("out/selected.png".into()),
     }
@@ -231,6 +237,10 @@ fn generative_round_trips_flat_and_knows_inception() {
     let value = serde_json::to_value(&report).unwrap();
     assert_eq!(value["fid"], 41.5);
     assert_eq!(value["is_mean"], 3.2);
+    // Enums on the wire as xtask and people read them.
+    assert_eq!(value["source"], "ensemble");
+    assert_eq!(value["reference_split"], "train");
+    assert_eq!(ReferenceSplit::Test.name(), "test");
     assert!(!report.metrics.is_inception());
     let inception = GenerativeMetrics {
         extractor: "torchscript:/models/inception.pt".into(),
@@ -339,6 +349,13 @@ fn attack_reports_round_trip_and_look_up() {
         pgd: PgdSettings {
             iterations: 40,
             restarts: 20,
+            bisection_steps: 20,
+        },
+        refinement: RefinementSettings {
+            step_size: 1.0,
+            noise: 0.01,
+            clamp: None,
+            eot_noise: 0.03,
         },
         models: vec![attack_model("baseline", 0.19), pointwise],
     };
@@ -389,4 +406,65 @@ fn trailing_garbage_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("d.json"), "{err}");
+}
+
+fn agreement(n: usize, agreement: f64) -> Agreement {
+    Agreement {
+        n,
+        agreement,
+        confidence: 0.8,
+        intended_probability: 0.7,
+    }
+}
+
+#[test]
+fn judge_report_round_trips_and_looks_up_sets() {
+    let report = JudgeReport {
+        checkpoint: "runs/jem/last.ckpt".into(),
+        judge: "runs/baseline/best.ckpt".into(),
+        extractor: "classifier-features (not Inception)".into(),
+        samples_source: "replay buffer".into(),
+        conditional_source: "class slices of the replay buffer".into(),
+        gaussian_source: "stored in the checkpoint (rank 5)".into(),
+        steps: 0,
+        seed: 3,
+        n: 1000,
+        per_class: 100,
+        agreement: vec![AgreementRow {
+            set: "real test images".into(),
+            overall: agreement(20, 0.85),
+            per_class: vec![agreement(10, 0.9), agreement(10, 0.8)],
+        }],
+        fid: vec![
+            FidRow {
+                set: "samples".into(),
+                n: 1000,
+                fid: 12.0,
+            },
+            FidRow {
+                set: "Gaussian initialisation".into(),
+                n: 1000,
+                fid: 30.0,
+            },
+        ],
+        fid_ratio_to_gaussian: 0.4,
+        grids: JudgeGrids {
+            samples: "j/samples.png".into(),
+            per_class: "j/per_class.png".into(),
+            per_class_by_logpx: "j/per_class_by_logpx.png".into(),
+            gaussian: "j/gaussian.png".into(),
+        },
+    };
+    round_trip(files::JUDGE, &report);
+    assert_eq!(report.fid_of("Gaussian initialisation"), Some(30.0));
+    assert_eq!(report.fid_of("uniform noise"), None);
+    assert_eq!(
+        report
+            .agreement_of("real test images")
+            .unwrap()
+            .overall
+            .agreement,
+        0.85
+    );
+    assert!(report.agreement_of("samples").is_none());
 }

@@ -132,7 +132,7 @@ pub fn cpu() -> Preset {
             n: 32,
             iterations: 10,
             restarts: 2,
-            bisection_steps: 10,
+            bisection_steps: 20, // foolbox 2.4, the version JEM used
             eot: 5,
             refine_steps: &[0, 1, 10],
             boundary_iterations: 1000,

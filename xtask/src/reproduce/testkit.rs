@@ -173,6 +173,8 @@ pub fn generative(is: f64, fid: f64, extractor: &str) -> GenerativeReport {
         },
         checkpoint: "c".into(),
         classifier: None,
+        source: jem_report::SampleSource::Buffer,
+        buffers: vec!["c".into()],
         conditional: false,
         steps: 0,
         seed: 0,
@@ -180,6 +182,7 @@ pub fn generative(is: f64, fid: f64, extractor: &str) -> GenerativeReport {
         top_percentile: Some(10.0),
         kept_indices: vec![],
         reference_data: "fashion-mnist".into(),
+        reference_split: jem_report::ReferenceSplit::Train,
         samples_png: "s.png".into(),
         selected_png: None,
     }
@@ -225,6 +228,13 @@ pub fn attack(name: &str, models: Vec<AttackModel>) -> AttackReport {
         pgd: PgdSettings {
             iterations: 10,
             restarts: 2,
+            bisection_steps: 20,
+        },
+        refinement: jem_report::RefinementSettings {
+            step_size: 1.0,
+            noise: 0.01,
+            clamp: None,
+            eot_noise: 0.03,
         },
         models,
     }

@@ -13,10 +13,10 @@ use jem_report::{files, GenerativeReport};
 use serde_json::json;
 
 /// Appendix B's "single": the whole training replay buffer of the last checkpoint, as it stands
-/// (no re-drawing, no extra SGLD). NOT YET IN `jem generative` (issue 10, defect 2).
+/// (no re-drawing, no extra SGLD), 8-bit quantised, against training-split FID statistics.
 pub const SINGLE_BUFFER: &[&str] = &["--from-buffer"];
-/// Appendix B's "ensemble": 5 buffers of the last checkpoints of training, lumped together.
-/// NOT YET IN `jem generative` (issue 10, defect 2).
+/// Appendix B's "ensemble": 5 buffers of the last checkpoints of training, lumped together (the
+/// newest 5 of RUN/checkpoints/, kept when the run trains with `train.keep_checkpoints >= 5`).
 pub const ENSEMBLE_BUFFERS: &[&str] = &["--from-buffer", "--ensemble", "5"];
 /// Appendix B / Table 5's "conditional": the top 10 percent of the samples by max p(y|x).
 pub const TOP_10_PERCENT: &[&str] = &["--top-percentile", "10"];

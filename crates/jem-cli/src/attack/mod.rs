@@ -6,17 +6,18 @@
 //! of accuracy against the attack budget as CSV, JSON and a PNG plot, and a Markdown table of the
 //! robust accuracy at a few budgets, in the paper's [0, 255] pixel units.
 
-use crate::evaluate::{load, out_dir, test_set, write, write_report, Loaded};
+mod distal;
+mod refinement;
+mod report;
+
+use crate::evaluate::{load, out_dir, test_set, Loaded};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use jem_attack::{
-    accuracy_at, boundary_attack, distal_adversarials, eps_grid, minimal_eps, pointwise_attack,
-    random_subset, transfer, AttackTarget, BoundaryConfig, DistalConfig, Norm, PgdConfig,
-    PointwiseConfig, RefinedClassifier, RobustnessCurve, SearchConfig, PIXEL_SCALE,
+    boundary_attack, minimal_eps, pointwise_attack, random_subset, transfer, AttackTarget,
+    BoundaryConfig, Norm, PgdConfig, PointwiseConfig, SearchConfig, PIXEL_SCALE,
 };
 use jem_data::preprocess::to_model_range;
-use jem_eval::grid::{write_grid, GridSpec};
-use jem_eval::plot::{line_plot_png, LineSeries};
 use jem_sampler::Pcg64;
 use jem_train::Mode;
 use rand::SeedableRng;
@@ -89,6 +90,35 @@ pub struct AttackArgs {
     /// Refinement chains whose log p(y|x) is averaged (expectation over transformations).
     #[arg(long, default_value_t = jem_attack::DEFAULT_CHAINS)]
     eot: usize,
+    /// Standard deviation of the Gaussian noise added to each EOT chain's copy of the input
+    /// before refinement (the reference: 0.03; k = 0 adds none).
+    #[arg(
+        long,
+        default_value_t = jem_attack::DEFAULT_EOT_NOISE,
+        value_name = "SIGMA",
+        allow_negative_numbers = true
+    )]
+    eot_noise: f64,
+    /// SGLD step size α of the refinement (the paper: 1; never the checkpoint's training
+    /// sampler).
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "ALPHA",
+        allow_negative_numbers = true
+    )]
+    refine_step_size: f64,
+    /// SGLD noise σ of each refinement step (the paper: 0.01).
+    #[arg(
+        long,
+        default_value_t = 0.01,
+        value_name = "SIGMA",
+        allow_negative_numbers = true
+    )]
+    refine_noise: f64,
+    /// Clamp every refinement step to [LO, HI] (the paper: no clamp).
+    #[arg(long, value_name = "LO,HI", allow_hyphen_values = true, value_parser = refinement::parse_clamp)]
+    refine_clamp: Option<(f64, f64)>,
     /// Number of test inputs attacked: a random subset chosen by --seed, the same for every model.
     #[arg(long, default_value_t = 300)]
     n: usize,
@@ -107,8 +137,8 @@ pub struct AttackArgs {
     /// Largest ε the minimal-ε search tries, [0, 255] pixel scale (default: the box's diameter).
     #[arg(long)]
     max_eps: Option<f64>,
-    /// Bisection steps of the minimal-ε search.
-    #[arg(long, default_value_t = 10)]
+    /// Bisection steps of the minimal-ε search (foolbox 2.4, which the paper used: 20).
+    #[arg(long, default_value_t = jem_attack::FOOLBOX_BISECTION_STEPS)]
     bisection_steps: usize,
     /// Boundary-attack iterations.
     #[arg(long, default_value_t = 5000)]
@@ -145,21 +175,6 @@ struct Variant<'a> {
     label: String,
     model: &'a NamedModel,
     refine_steps: usize,
-}
-
-impl Variant<'_> {
-    fn target(&self, eot: usize) -> Result<RefinedClassifier<'_>> {
-        let config = &self.model.loaded.config;
-        // Without refinement the classifier is deterministic: one chain is the same as many.
-        let chains = if self.refine_steps == 0 { 1 } else { eot };
-        Ok(RefinedClassifier::new(
-            &self.model.loaded.model,
-            config.model.num_classes as i64,
-            self.refine_steps,
-            chains,
-            config.sampler.sgld.clone(),
-        )?)
-    }
 }
 
 /// Distances of every attacked input under one variant, and what to report besides.
@@ -214,6 +229,15 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
     }
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
+    }
+    refinement::refinement_sgld(args)
+        .check()
+        .context("the refinement's SGLD settings (--refine-step-size, --refine-noise)")?;
+    if !(args.eot_noise.is_finite() && args.eot_noise >= 0.0) {
+        bail!(
+            "--eot-noise must be finite and >= 0, got {}",
+            args.eot_noise
+        );
     }
     let mut models = Vec::new();
     for spec in &args.checkpoint {
@@ -271,7 +295,7 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
         "attacking"
     );
     if args.attack == AttackKind::Distal {
-        return distal(args, &variants, &test, device, &out);
+        return distal::distal(args, &variants, &test, device, &out);
     }
     let (norm, results) = match args.attack {
         AttackKind::PgdLinf => (
@@ -290,7 +314,7 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
         }
         AttackKind::Distal => unreachable!("handled above"),
     };
-    report_curves(args, norm, &indices, &results, &out)
+    report::report_curves(args, norm, &indices, &results, &out)
 }
 
 /// The model-range ([-1, 1]) images of `data` without the training noise (the attack, not the
@@ -369,7 +393,7 @@ fn pgd_all(
     let cfg = search_config(args, norm);
     let mut results = Vec::new();
     for v in variants {
-        let target = v.target(args.eot)?;
+        let target = v.target(args)?;
         let (distances, _) = min_eps_of(args, &cfg, &target, &v.label, x, labels)?;
         results.push(VariantResult {
             label: v.label.clone(),
@@ -392,13 +416,13 @@ fn transfer_all(
         bail!("the transfer attack needs a JEM-0 source: include 0 in --refine-steps");
     };
     let cfg = search_config(args, norm);
-    let source_target = source.target(args.eot)?;
+    let source_target = source.target(args)?;
     let source_label = format!("{} (source)", source.label);
     let (source_eps, adversarials) =
         min_eps_of(args, &cfg, &source_target, &source_label, x, labels)?;
     let mut results = Vec::new();
     for (i, v) in variants.iter().enumerate() {
-        let target = v.target(args.eot)?;
+        let target = v.target(args)?;
         let mut rng = Pcg64::seed_from_u64(args.seed.wrapping_add(1000 + i as u64));
         let outcome = transfer(&target, &adversarials, labels, &source_eps, &mut rng)
             .with_context(|| format!("transferring to {}", v.label))?;
@@ -435,7 +459,7 @@ fn attack_each_variant(
     let n = x.size()[0] as usize;
     let mut all = Vec::new();
     for v in variants {
-        let target = v.target(args.eot)?;
+        let target = v.target(args)?;
         let bar = progress(
             n,
             format!("{}: {}", v.label, args.attack.name()),
@@ -535,243 +559,4 @@ fn pointwise_all(
             }
         })
         .collect())
-}
-
-fn default_report_eps(norm: Norm) -> Vec<f64> {
-    match norm {
-        Norm::Linf => vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0],
-        Norm::L2 => vec![50.0, 100.0, 200.0, 400.0, 800.0],
-    }
-}
-
-/// Writes `<attack>.csv`, `.json`, `.md` and `.png` for the per-input distances of every variant.
-fn report_curves(
-    args: &AttackArgs,
-    norm: Norm,
-    indices: &[usize],
-    results: &[VariantResult],
-    out: &Path,
-) -> Result<()> {
-    let name = args.attack.name();
-    let report_eps = args
-        .report_eps
-        .clone()
-        .unwrap_or_else(|| default_report_eps(norm));
-    // The plot spans every finite distance found (and the reported budgets).
-    let largest = results
-        .iter()
-        .flat_map(|r| r.distances.iter().copied())
-        .filter(|d| d.is_finite())
-        .fold(0.0f64, f64::max)
-        .max(report_eps.iter().copied().fold(0.0, f64::max) / PIXEL_SCALE);
-    let grid = eps_grid((1.05 * largest).max(1.0 / PIXEL_SCALE), 101)?;
-    let mut csv = String::from("model,refine_steps,eps,eps_pixels,accuracy\n");
-    let mut series = Vec::new();
-    let mut json_models = Vec::new();
-    let unit = match norm {
-        Norm::Linf => "L∞",
-        Norm::L2 => "L2",
-    };
-    let mut table = format!(
-        "Robust accuracy under the {name} attack ({unit}; budgets on the [0, 255] pixel scale, \
-         internal [-1, 1] scale = pixels / {PIXEL_SCALE}); {} test inputs, seed {}\n\n| model |",
-        indices.len(),
-        args.seed
-    );
-    for e in &report_eps {
-        table.push_str(&format!(" ε = {e} |"));
-    }
-    table.push_str(" median distance (pixels) |");
-    let pointwise = args.attack == AttackKind::Pointwise;
-    if pointwise {
-        table.push_str(" median L0 |");
-    }
-    table.push_str(&format!(
-        "\n|---|{}---|{}\n",
-        "---|".repeat(report_eps.len()),
-        if pointwise { "---|" } else { "" }
-    ));
-    for r in results {
-        let curve = RobustnessCurve::on_grid(norm, &r.distances, &grid)?;
-        for p in &curve.points {
-            csv.push_str(&format!(
-                "{},{},{},{},{}\n",
-                csv_field(&r.label),
-                r.refine_steps,
-                p.eps,
-                p.eps_pixels,
-                p.accuracy
-            ));
-        }
-        series.push(LineSeries::new(
-            r.label.clone(),
-            curve
-                .points
-                .iter()
-                .map(|p| (p.eps_pixels, p.accuracy))
-                .collect(),
-        ));
-        let mut sorted = r.distances.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
-        table.push_str(&format!("| {} |", r.label));
-        let mut robust = Vec::new();
-        for e in &report_eps {
-            let acc = accuracy_at(&r.distances, e / PIXEL_SCALE)?;
-            robust.push(jem_report::RobustPoint {
-                eps_pixels: *e,
-                eps: e / PIXEL_SCALE,
-                accuracy: acc,
-            });
-            table.push_str(&format!(" {:.1}% |", 100.0 * acc));
-        }
-        if median.is_finite() {
-            table.push_str(&format!(" {:.1} |", median * PIXEL_SCALE));
-        } else {
-            table.push_str(" ∞ |");
-        }
-        if pointwise {
-            match r.extra.median_l0 {
-                Some(l0) => table.push_str(&format!(" {l0} |")),
-                None => table.push_str(" - |"),
-            }
-        }
-        table.push('\n');
-        json_models.push(jem_report::AttackModel {
-            model: r.label.clone(),
-            refine_steps: r.refine_steps,
-            clean_accuracy: accuracy_at(&r.distances, 0.0)?,
-            robust_accuracy: robust,
-            // None = not broken within the attack's budget.
-            distances: r
-                .distances
-                .iter()
-                .map(|&d| d.is_finite().then_some(d))
-                .collect(),
-            curve: crate::report::curve(&curve),
-            details: r.extra.clone(),
-        });
-    }
-    write(&out.join(format!("{name}.csv")), &csv)?;
-    let png = out.join(format!("{name}.png"));
-    line_plot_png(
-        &series,
-        &format!("{name}: accuracy under attack"),
-        &format!("ε ({unit}, [0, 255] pixel scale)"),
-        "accuracy",
-        &png,
-    )
-    .with_context(|| format!("writing {}", png.display()))?;
-    let report = jem_report::AttackReport {
-        attack: name.to_string(),
-        norm: crate::report::norm(norm),
-        seed: args.seed,
-        test_indices: indices.to_vec(),
-        eot_chains: args.eot,
-        pgd: jem_report::PgdSettings {
-            iterations: args.iterations,
-            restarts: args.restarts,
-        },
-        models: json_models,
-    };
-    write_report(out, name, &table, &report)
-}
-
-/// Quotes a CSV field when it holds a separator or a quote.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn distal(
-    args: &AttackArgs,
-    variants: &[Variant],
-    test: &jem_data::Dataset,
-    device: Device,
-    out: &Path,
-) -> Result<()> {
-    let shape: Vec<i64> = test.image_shape().iter().map(|&d| d as i64).collect();
-    let mut table = format!(
-        "Distal adversarials: from uniform noise, ascend log p(y = c | x) until p > 0.9; {} per \
-         class, seed {}\n\n| model | reached p > 0.9 | mean steps | mean p(c \\| x) |\n|---|---|---|---|\n",
-        args.per_class, args.seed
-    );
-    let mut json_models = Vec::new();
-    for v in variants {
-        let target = v.target(args.eot)?;
-        let classes = target.num_classes();
-        let bar = progress(classes as usize, format!("{}: distal", v.label), args.quiet);
-        let mut images = Vec::new();
-        let mut per_class = Vec::new();
-        let (mut reached, mut steps, mut prob, mut count) = (0usize, 0usize, 0.0f64, 0usize);
-        for class in 0..classes {
-            let cfg = DistalConfig {
-                class,
-                seed: args.seed.wrapping_add(class as u64),
-                max_steps: args.distal_steps,
-                ..DistalConfig::default()
-            };
-            let outcome = distal_adversarials(&target, args.per_class, &shape, device, &cfg)
-                .with_context(|| format!("distal adversarials of class {class} on {}", v.label))?;
-            reached += outcome.reached.iter().filter(|&&r| r).count();
-            steps += outcome.steps.iter().sum::<usize>();
-            prob += outcome.probabilities.iter().sum::<f64>();
-            count += outcome.reached.len();
-            per_class.push(jem_report::DistalClass {
-                class,
-                probabilities: outcome.probabilities.clone(),
-                reached: outcome.reached.clone(),
-                steps: outcome.steps.clone(),
-            });
-            images.push(outcome.images);
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let all = Tensor::f_cat(&images, 0)?
-            .f_to_kind(Kind::Float)?
-            .f_to_device(Device::Cpu)?
-            .f_contiguous()?;
-        let pixels = Vec::<f32>::try_from(all.f_flatten(0, -1)?)?;
-        let spec = GridSpec::new(
-            all.size()[0] as usize,
-            shape[0] as usize,
-            shape[1] as usize,
-            shape[2] as usize,
-            args.per_class.max(1),
-        );
-        let file = format!("distal_{}.png", file_stem(&v.label));
-        let png = out.join(&file);
-        write_grid(&png, &pixels, &spec).with_context(|| format!("writing {}", png.display()))?;
-        let count = count.max(1) as f64;
-        table.push_str(&format!(
-            "| {} | {:.1}% | {:.0} | {:.3} |\n",
-            v.label,
-            100.0 * reached as f64 / count,
-            steps as f64 / count,
-            prob / count
-        ));
-        json_models.push(jem_report::DistalModel {
-            model: v.label.clone(),
-            grid: file,
-            classes: per_class,
-        });
-    }
-    table.push_str("\nOne grid per model (`distal_<model>.png`), one row per class.\n");
-    let report = jem_report::DistalReport {
-        attack: "distal".to_string(),
-        seed: args.seed,
-        models: json_models,
-    };
-    write_report(out, "distal", &table, &report)
-}
-
-/// A label as a file-name part: letters, digits and `-`.
-fn file_stem(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
 }
