@@ -13,6 +13,7 @@ use jem_sampler::Pcg64;
 use jem_train::RunConfig;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
+use crate::args::ModelArgs;
 use tch::{nn::VarStore, Device, Tensor};
 
 /// A trained model ready for evaluation.
@@ -119,9 +120,8 @@ type MetricOf = fn(&jem_eval::OodMetrics) -> f64;
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Run directory or checkpoint file.
-    #[arg(long, value_name = "RUN")]
-    checkpoint: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// In-distribution data set (default: the run's).
     #[arg(long = "in", value_name = "DATASET")]
     in_set: Option<String>,
@@ -137,12 +137,6 @@ pub struct EvalArgs {
     /// Use at most N images per set.
     #[arg(long)]
     n: Option<usize>,
-    /// Output directory (default: RUN/eval).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 500)]
-    batch_size: usize,
 }
 
 pub(crate) fn out_dir(
@@ -182,7 +176,7 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
         .iter()
         .map(|s| s.parse())
         .collect::<Result<_, _>>()?;
-    let loaded = load(&args.checkpoint, device)?;
+    let loaded = load(&args.model.checkpoint, device)?;
     let config = &loaded.config;
     let in_kind = match &args.in_set {
         Some(name) => name.parse()?,
@@ -194,12 +188,12 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
         sets.push((name.clone(), ood_set(config, name, &in_test, args.n)?));
     }
     let opts = ScoreOptions {
-        batch_size: args.batch_size,
+        batch_size: args.model.batch_size,
         refine_steps: args.refine_steps,
         sgld: config.sampler.sgld.clone(),
         device,
     };
-    let out = out_dir(&args.out, &loaded.checkpoint, "eval")?;
+    let out = out_dir(&args.model.out, &loaded.checkpoint, "eval")?;
     let mut report = Vec::new();
     let mut table = format!(
         "OOD detection (in-distribution: {}, {} refinement steps, checkpoint {})\n\nAUROC\n\n",
@@ -278,9 +272,8 @@ pub fn eval(args: &EvalArgs, device: Device) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct CalibrateArgs {
-    /// Run directory or checkpoint file.
-    #[arg(long, value_name = "RUN")]
-    checkpoint: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Data set whose test split is used (default: the run's).
     #[arg(long, value_name = "DATASET")]
     data: Option<String>,
@@ -290,16 +283,10 @@ pub struct CalibrateArgs {
     /// Use at most N test images.
     #[arg(long)]
     n: Option<usize>,
-    /// Output directory (default: RUN/calibration).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 500)]
-    batch_size: usize,
 }
 
 pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
-    let loaded = load(&args.checkpoint, device)?;
+    let loaded = load(&args.model.checkpoint, device)?;
     let config = &loaded.config;
     let kind = match &args.data {
         Some(name) => name.parse()?,
@@ -308,7 +295,7 @@ pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
     let test = test_set(config, kind, args.n)?;
     let x = model_inputs(config, &test, 1000)?;
     let opts = ScoreOptions {
-        batch_size: args.batch_size,
+        batch_size: args.model.batch_size,
         device,
         ..Default::default()
     };
@@ -318,7 +305,7 @@ pub fn calibrate(args: &CalibrateArgs, device: Device) -> Result<()> {
     let labels = ArrayView1::from(&labels);
     let diagram = jem_eval::reliability_diagram(probs.view(), labels, args.bins)?;
     let cls = jem_eval::classification_metrics(probs.view(), labels)?;
-    let out = out_dir(&args.out, &loaded.checkpoint, "calibration")?;
+    let out = out_dir(&args.model.out, &loaded.checkpoint, "calibration")?;
     let title = format!("{:?} on {}", config.train.mode, kind.name());
     let png = out.join(jem_report::files::RELIABILITY_PNG);
     reliability_diagram_png(&diagram, &title, &png)

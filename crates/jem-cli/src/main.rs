@@ -1,5 +1,6 @@
 //! `jem`: the command line over the jem crates.
 
+mod args;
 mod attack;
 mod bench;
 mod device;

@@ -1,6 +1,7 @@
 //! `jem sample`: draw samples from a trained JEM with SGLD and write them as
 //! `.npy` and PNG grids (the paper's Figs 2, 7 and 9).
 
+use crate::args::ChainArgs;
 use crate::evaluate;
 use anyhow::{bail, Context, Result};
 use jem_eval::grid::{write_grid, GridSpec};
@@ -14,25 +15,15 @@ use tch::{Device, Kind, Tensor};
 pub struct SampleArgs {
     /// Run directory or checkpoint file.
     #[arg(long, value_name = "RUN")]
-    checkpoint: PathBuf,
+    pub(crate) checkpoint: PathBuf,
     /// Number of samples (with --conditional: per class).
     #[arg(long, default_value_t = 64)]
-    n: usize,
-    /// Sample x ~ p(x|y) with the class-conditional energy f(x)[y], one grid row per class.
-    #[arg(long)]
-    conditional: bool,
-    /// SGLD steps run from the starting points (the run's SGLD step size and noise).
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    /// Start from fresh U(-1, 1) noise instead of the checkpoint's replay buffer.
-    #[arg(long)]
-    from_noise: bool,
-    /// Seed of the chain selection and the SGLD noise.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub(crate) n: usize,
+    #[command(flatten)]
+    pub(crate) chains: ChainArgs,
     /// Output directory (default: RUN/samples-cli).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
 }
 
 pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
@@ -42,20 +33,20 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
     let loaded = evaluate::load(&args.checkpoint, device)?;
     let cfg = &loaded.config;
     let classes = cfg.model.num_classes;
-    let total = if args.conditional {
+    let total = if args.chains.conditional {
         args.n * classes
     } else {
         args.n
     };
-    let mut rng = Pcg64::seed_from_u64(args.seed);
+    let mut rng = Pcg64::seed_from_u64(args.chains.seed);
     let start = starting_points(args, &loaded, total, &mut rng, device)?;
     let (c, h, w) = (start.size()[1], start.size()[2], start.size()[3]);
     let sgld_cfg = SgldConfig {
-        steps: args.steps,
+        steps: args.chains.steps,
         ..cfg.sampler.sgld.clone()
     };
     let model = &loaded.model;
-    let samples = if args.conditional {
+    let samples = if args.chains.conditional {
         let labels: Vec<i64> = (0..total).map(|i| (i / args.n) as i64).collect();
         let labels = Tensor::from_slice(&labels).to_device(device);
         let energy = |x: &Tensor, y: &Tensor| {
@@ -83,14 +74,14 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
             .join("samples-cli"),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let stem = if args.conditional {
+    let stem = if args.chains.conditional {
         "conditional"
     } else {
         "unconditional"
     };
     jem_data::npy::write_tensor_npy(&out.join(format!("{stem}.npy")), &samples)?;
     let flat = Vec::<f32>::try_from(samples.flatten(0, -1))?;
-    let columns = if args.conditional {
+    let columns = if args.chains.conditional {
         args.n
     } else {
         (total as f64).sqrt().ceil() as usize
@@ -99,7 +90,7 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
     let png = out.join(format!("{stem}.png"));
     write_grid(&png, &flat, &spec).with_context(|| format!("writing {}", png.display()))?;
     let mut by_logpx_png = None;
-    if args.conditional {
+    if args.chains.conditional {
         // The paper's Fig 9: each class row ordered by log p(x), highest on the left.
         let log_px = tch::no_grad(|| model.log_px(&samples.to_device(device), false))?;
         let log_px = Vec::<f32>::try_from(log_px.to_device(Device::Cpu))?;
@@ -119,11 +110,11 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
     let npy = out.join(format!("{stem}.npy"));
     let report = jem_report::SampleReport {
         checkpoint: loaded.checkpoint.clone(),
-        conditional: args.conditional,
+        conditional: args.chains.conditional,
         n_samples: total,
-        steps: args.steps,
-        from_noise: args.from_noise,
-        seed: args.seed,
+        steps: args.chains.steps,
+        from_noise: args.chains.from_noise,
+        seed: args.chains.seed,
         npy: npy.clone(),
         png: png.clone(),
         by_logpx_png,
@@ -149,7 +140,7 @@ fn starting_points(
 ) -> Result<Tensor> {
     let checkpoint = &loaded.checkpoint;
     // The config is already loaded; the checkpoint is read again only for its buffer.
-    let buffer: Vec<(String, Tensor)> = if args.from_noise {
+    let buffer: Vec<(String, Tensor)> = if args.chains.from_noise {
         Vec::new()
     } else {
         jem_train::checkpoint::read_checkpoint(checkpoint)?
@@ -159,8 +150,8 @@ fn starting_points(
             .collect()
     };
     let [c, h, w] = loaded.config.data.resolve_shape()?.image.map(|v| v as i64);
-    if args.from_noise || buffer.is_empty() {
-        if !args.from_noise {
+    if args.chains.from_noise || buffer.is_empty() {
+        if !args.chains.from_noise {
             tracing::warn!(
                 "{} holds no replay buffer: starting from noise",
                 checkpoint.display()

@@ -6,6 +6,8 @@
 //! `cargo bench -p jem-eval --bench metrics` takes about a minute; add
 //! `-- --quick` for a rough number in seconds. Speed lives here, never in
 //! tests.
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p jem-model --bench forward` (add `-- --quick` for a short run). Speed is
 //! measured here, never asserted in tests.
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::time::Duration;
 

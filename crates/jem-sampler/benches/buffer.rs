@@ -3,6 +3,8 @@
 //! a buffer of 10000 1x28x28 chains, then writing them back.
 //!
 //! `cargo bench -p jem-sampler --bench buffer` (add `-- --quick` for a short run).
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::time::Duration;
 

@@ -12,6 +12,8 @@
 //!
 //! Lives in jem-train because it needs both jem-model and jem-sampler.
 //! `cargo bench -p jem-train --bench sgld` (add `-- --quick` for a short run).
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::time::Duration;
 

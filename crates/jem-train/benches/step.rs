@@ -4,6 +4,8 @@
 //!
 //! `cargo bench -p jem-train --bench step` takes about a minute. Speed targets live here and in
 //! `cargo xtask bench`, never as timing assertions in tests.
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
 
 use std::time::{Duration, Instant};
 

@@ -193,7 +193,7 @@ fn draw_samples(
 ) -> Result<Samples> {
     let classes = jem.config.model.num_classes;
     let sgld_cfg = SgldConfig {
-        steps: args.steps,
+        steps: args.chains.steps,
         ..jem.config.sampler.sgld.clone()
     };
     let start_name = match start {
@@ -213,7 +213,7 @@ fn draw_samples(
             )
         }
         None => {
-            steps = args.steps;
+            steps = args.chains.steps;
             let x0 = start.draw(n, shape, None, Device::Cpu, rng)?;
             let x = run_chains(
                 &jem.model,
@@ -229,7 +229,7 @@ fn draw_samples(
                 x,
                 format!(
                     "{n} chains of {} SGLD steps on log p(x) from {start_name} (no replay buffer)",
-                    args.steps
+                    args.chains.steps
                 ),
             )
         }
@@ -261,7 +261,7 @@ fn draw_samples(
             )
         }
         None => {
-            steps = args.steps;
+            steps = args.chains.steps;
             let y: Vec<i64> = labels.iter().map(|&c| c as i64).collect();
             let x0 = start.draw(y.len(), shape, Some(&y), Device::Cpu, rng)?;
             let x = run_chains(
@@ -278,7 +278,7 @@ fn draw_samples(
                 x,
                 format!(
                     "{per_class} chains per class of {} SGLD steps on f(x)[y] from {start_name}",
-                    args.steps
+                    args.chains.steps
                 ),
             )
         }
@@ -388,7 +388,7 @@ pub(super) fn judge(args: &GenerativeArgs, baseline: &Path, device: Device) -> R
         stored = stored.is_some(),
         "the class-conditional Gaussians"
     );
-    let mut rng = Pcg64::seed_from_u64(args.seed);
+    let mut rng = Pcg64::seed_from_u64(args.chains.seed);
     let samples = draw_samples(
         args,
         &jem,
@@ -460,7 +460,7 @@ pub(super) fn judge(args: &GenerativeArgs, baseline: &Path, device: Device) -> R
         conditional_source: samples.conditional_source.clone(),
         gaussian_source,
         steps: samples.steps,
-        seed: args.seed,
+        seed: args.chains.seed,
         n,
         per_class,
         agreement,

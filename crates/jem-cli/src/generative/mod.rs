@@ -27,6 +27,7 @@ use jem_data::{Dataset, Split};
 use jem_eval::features::INCEPTION_SIZE;
 use jem_eval::grid::{write_grid, GridSpec, PixelRange};
 use jem_train::RunConfig;
+use crate::args::ChainArgs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use tch::{Device, Kind, Tensor};
@@ -107,16 +108,8 @@ pub struct GenerativeArgs {
     /// Number of samples (with --conditional: per class; with --judge: images per FID set).
     #[arg(long, default_value_t = 1000)]
     n: usize,
-    /// Sample x ~ p(x|y) per class; the top percentile is then kept per class.
-    #[arg(long)]
-    conditional: bool,
-    /// SGLD steps: from the replay-buffer starting points (as `jem sample`), or, with --judge,
-    /// of the chains drawn when the buffer cannot provide the samples.
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    /// Start from U(-1, 1) noise instead of the checkpoint's replay buffer.
-    #[arg(long)]
-    from_noise: bool,
+    #[command(flatten)]
+    pub(crate) chains: ChainArgs,
     /// Score the whole replay buffer of the checkpoint (a run's last.ckpt) as it stands: no
     /// re-drawing, no extra SGLD (Appendix B's "single").
     #[arg(long, conflicts_with_all = ["conditional", "from_noise", "steps", "n"])]
@@ -177,9 +170,6 @@ pub struct GenerativeArgs {
     /// With --judge: class-conditional samples per class (default: N / classes).
     #[arg(long, value_name = "K", requires = "judge")]
     per_class: Option<usize>,
-    /// Seed of the chain selection and the SGLD noise.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
     /// Images per forward pass.
     #[arg(long, default_value_t = 250)]
     batch_size: usize,

@@ -6,7 +6,6 @@ use super::{FeatureSource, GenerativeArgs};
 use crate::evaluate::{self, out_dir, write_report};
 use crate::sample;
 use anyhow::{bail, ensure, Context, Result};
-use clap::{Args, FromArgMatches};
 use jem_eval::features::{
     generative_metrics, top_percentile_by_confidence, ClassOutput, ClassifierFeatures,
     FeatureExtractor, InputRange, TorchScriptInception, TorchScriptOptions,
@@ -17,7 +16,6 @@ use jem_eval::ndarray::ArrayView1;
 use jem_report::SampleSource;
 use jem_sampler::Pcg64;
 use rand::SeedableRng;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -38,24 +36,14 @@ struct Drawn {
 
 /// Draws the samples with `jem sample` (same options, written into `out`) and reads them back.
 fn resample(args: &GenerativeArgs, out: &Path, device: Device) -> Result<Drawn> {
-    let mut argv: Vec<OsString> = vec!["sample".into(), "--checkpoint".into()];
-    argv.push(args.checkpoint.clone().into_os_string());
-    argv.extend(["--n".into(), args.n.to_string().into()]);
-    argv.extend(["--steps".into(), args.steps.to_string().into()]);
-    argv.extend(["--seed".into(), args.seed.to_string().into()]);
-    argv.extend(["--out".into(), out.as_os_str().to_owned()]);
-    if args.conditional {
-        argv.push("--conditional".into());
-    }
-    if args.from_noise {
-        argv.push("--from-noise".into());
-    }
-    let matches = sample::SampleArgs::augment_args(clap::Command::new("sample"))
-        .try_get_matches_from(argv)
-        .context("building the `jem sample` options")?;
-    let sample_args = sample::SampleArgs::from_arg_matches(&matches)?;
+    let sample_args = sample::SampleArgs {
+        checkpoint: args.checkpoint.clone(),
+        n: args.n,
+        chains: args.chains.clone(),
+        out: Some(out.to_path_buf()),
+    };
     sample::run(&sample_args, device)?;
-    let stem = if args.conditional {
+    let stem = if args.chains.conditional {
         "conditional"
     } else {
         "unconditional"
@@ -69,6 +57,7 @@ fn resample(args: &GenerativeArgs, out: &Path, device: Device) -> Result<Drawn> 
     Ok(Drawn {
         samples,
         groups: args
+            .chains
             .conditional
             .then(|| (0..n).map(|i| i / args.n).collect()),
         png: out.join(format!("{stem}.png")),
@@ -201,13 +190,13 @@ pub(super) fn score(args: &GenerativeArgs, device: Device) -> Result<()> {
     let (kept, selected_png) = match args.top_percentile {
         None => ((0..n_sampled).collect::<Vec<_>>(), None),
         Some(p) => {
-            let mut rng = Pcg64::seed_from_u64(args.seed);
+            let mut rng = Pcg64::seed_from_u64(args.chains.seed);
             let probs = predict_probs(&loaded.model, samples, &opts, &mut rng)
                 .context("p(y|x) of the samples")?;
             let groups = drawn.groups.as_deref().map(ArrayView1::from);
             let kept = top_percentile_by_confidence(probs.view(), groups, p)?;
             let png = out.join("selected.png");
-            let shown: Vec<usize> = if args.conditional {
+            let shown: Vec<usize> = if args.chains.conditional {
                 kept.clone()
             } else {
                 evenly_spaced(kept.len(), GRID_MAX)
@@ -215,7 +204,7 @@ pub(super) fn score(args: &GenerativeArgs, device: Device) -> Result<()> {
                     .map(|i| kept[i])
                     .collect()
             };
-            let columns = if args.conditional {
+            let columns = if args.chains.conditional {
                 kept.len() / classes
             } else {
                 square_columns(shown.len())
@@ -257,8 +246,8 @@ pub(super) fn score(args: &GenerativeArgs, device: Device) -> Result<()> {
         source,
         buffers: drawn.buffers,
         conditional,
-        steps: if args.from_buffer { 0 } else { args.steps },
-        seed: args.seed,
+        steps: if args.from_buffer { 0 } else { args.chains.steps },
+        seed: args.chains.seed,
         n_sampled,
         top_percentile: args.top_percentile,
         kept_indices: kept,

@@ -11,18 +11,18 @@ use jem_sampler::Pcg64;
 use rand::SeedableRng;
 use tch::{Kind, Tensor};
 
-pub fn rng(seed: u64) -> Pcg64 {
+pub(crate) fn rng(seed: u64) -> Pcg64 {
     Pcg64::seed_from_u64(seed)
 }
 
 /// Independent-dimension Gaussian log-density `-1/2 Σ_j (x_j - μ_j)² / s²_j`, one value per row.
-pub struct Gaussian {
-    pub mu: Vec<f64>,
-    pub var: Vec<f64>,
+pub(crate) struct Gaussian {
+    pub(crate) mu: Vec<f64>,
+    pub(crate) var: Vec<f64>,
 }
 
 impl Gaussian {
-    pub fn log_density(&self, x: &Tensor) -> Tensor {
+    pub(crate) fn log_density(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
         let mu = Tensor::from_slice(&self.mu).to_kind(kind);
         let inv_var = Tensor::from_slice(&self.var).reciprocal().to_kind(kind);
@@ -31,10 +31,10 @@ impl Gaussian {
     }
 }
 
-pub fn to_vec2(t: &Tensor) -> Vec<Vec<f64>> {
+pub(crate) fn to_vec2(t: &Tensor) -> Vec<Vec<f64>> {
     Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
 
-pub fn to_vec1(t: &Tensor) -> Vec<f64> {
+pub(crate) fn to_vec1(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
