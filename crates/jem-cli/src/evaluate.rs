@@ -3,6 +3,7 @@
 //! Both read a training checkpoint, score the data with jem-eval's model
 //! evaluation, and write a Markdown table, JSON and PNG plots a person can look at.
 
+use crate::args::ModelArgs;
 use anyhow::{bail, Context, Result};
 use jem_data::{Dataset, DatasetKind, Split};
 use jem_eval::model_eval::{ood_scores, predict_probs, OodScore, ScoreOptions};
@@ -13,7 +14,6 @@ use jem_sampler::Pcg64;
 use jem_train::RunConfig;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
-use crate::args::ModelArgs;
 use tch::{nn::VarStore, Device, Tensor};
 
 /// A trained model ready for evaluation.

@@ -70,6 +70,8 @@ const KEY_AGES: &str = "ages";
 const KEY_N_CLASSES: &str = "n_classes";
 const KEY_CLASS_CONDITIONAL: &str = "class_conditional";
 const KEY_REINIT_PROB: &str = "reinit_prob";
+/// Stored only for a [`ChainStart::Mixture`]; absent means the Gaussians alone.
+const KEY_INIT_UNIFORM: &str = "init_uniform_fraction";
 
 impl BufferState {
     /// The state as named tensors (`{prefix}samples`, `{prefix}ages`, ...), for storing inside a
@@ -98,6 +100,15 @@ impl BufferState {
         ];
         if let Some(g) = self.start.gaussians() {
             named.extend(g.to_named_tensors(&format!("{prefix}{KEY_INIT}"))?);
+        }
+        if let ChainStart::Mixture {
+            uniform_fraction, ..
+        } = &self.start
+        {
+            named.push((
+                format!("{prefix}{KEY_INIT_UNIFORM}"),
+                Tensor::f_from_slice(&[*uniform_fraction])?,
+            ));
         }
         Ok(named)
     }
@@ -144,7 +155,21 @@ impl BufferState {
             reinit_prob,
             start: match ClassGaussians::from_named_tensors(named, &format!("{prefix}{KEY_INIT}"))?
             {
-                Some(g) => ChainStart::Gaussians(g),
+                Some(g) => match get(KEY_INIT_UNIFORM) {
+                    Ok(t) => {
+                        let f = t.f_to_device(Device::Cpu)?.f_double_value(&[0])?;
+                        if !(0.0..=1.0).contains(&f) {
+                            return Err(SamplerError::InvalidState(format!(
+                                "entry `{prefix}{KEY_INIT_UNIFORM}` = {f}, outside [0, 1]"
+                            )));
+                        }
+                        ChainStart::Mixture {
+                            gaussians: g,
+                            uniform_fraction: f,
+                        }
+                    }
+                    Err(_) => ChainStart::Gaussians(g),
+                },
                 None => ChainStart::Uniform,
             },
         })

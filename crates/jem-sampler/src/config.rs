@@ -219,6 +219,9 @@ pub struct BufferConfig {
     /// Principal components kept per class by the Gaussian start (probabilistic PCA); unset means
     /// the full covariance.
     pub init_rank: Option<usize>,
+    /// With `init = "gaussian"`: the probability in `[0, 1]` that a fresh chain starts from
+    /// `U(-1, 1)` noise instead of its class's Gaussian (0: the Gaussians only).
+    pub init_uniform_fraction: f64,
 }
 
 impl Default for BufferConfig {
@@ -229,6 +232,7 @@ impl Default for BufferConfig {
             class_conditional: false,
             init: InitKind::Uniform,
             init_rank: None,
+            init_uniform_fraction: 0.0,
         }
     }
 }
@@ -251,6 +255,18 @@ impl BufferConfig {
         }
         if !(0.0..=1.0).contains(&self.reinit_prob) {
             return Err(invalid(C, "reinit_prob", self.reinit_prob, "in [0, 1]"));
+        }
+        let f = self.init_uniform_fraction;
+        if !(0.0..=1.0).contains(&f) {
+            return Err(invalid(C, "init_uniform_fraction", f, "in [0, 1]"));
+        }
+        if f > 0.0 && self.init == InitKind::Uniform {
+            return Err(invalid(
+                C,
+                "init_uniform_fraction",
+                f,
+                "0 with init = \"uniform\" (every chain starts from noise already)",
+            ));
         }
         Ok(())
     }

@@ -282,12 +282,22 @@ pub enum ChainStart {
     Uniform,
     /// Class-conditional Gaussians fitted to the data (JEM++).
     Gaussians(ClassGaussians),
+    /// Each fresh chain starts from `U(-1, 1)` noise with probability `uniform_fraction`, else
+    /// from its class's Gaussian: near-data starts for the samples, noise starts so that the
+    /// energy is also pushed up far from the data.
+    Mixture {
+        /// The Gaussians of the near-data starts.
+        gaussians: ClassGaussians,
+        /// Probability in `[0, 1]` that a fresh chain starts from noise instead.
+        uniform_fraction: f64,
+    },
 }
 
 impl ChainStart {
     /// `n` fresh starting points of `sample_shape` on `device`. With Gaussians, chain `i` starts
     /// from class `labels[i]`'s Gaussian, or from a uniformly drawn class when no labels are
-    /// given (the mixture).
+    /// given (the mixture of the classes). With [`ChainStart::Mixture`], each chain then
+    /// independently restarts from `U(-1, 1)` with probability `uniform_fraction`.
     pub fn draw(
         &self,
         n: usize,
@@ -300,6 +310,28 @@ impl ChainStart {
         shape.extend_from_slice(sample_shape);
         match self {
             ChainStart::Uniform => noise::uniform_pm1(&shape, Kind::Float, device, rng),
+            ChainStart::Mixture {
+                gaussians,
+                uniform_fraction,
+            } => {
+                use rand::Rng;
+                let near = ChainStart::Gaussians(gaussians.shallow_clone()).draw(
+                    n,
+                    sample_shape,
+                    labels,
+                    device,
+                    rng,
+                )?;
+                let from_noise: Vec<bool> =
+                    (0..n).map(|_| rng.random_bool(*uniform_fraction)).collect();
+                let noise = noise::uniform_pm1(&shape, Kind::Float, device, rng)?;
+                let mut mask_shape = vec![n as i64];
+                mask_shape.extend(std::iter::repeat_n(1, sample_shape.len()));
+                let mask = Tensor::f_from_slice(&from_noise)?
+                    .f_reshape(&mask_shape)?
+                    .f_to_device(device)?;
+                Ok(noise.f_where_self(&mask, &near)?)
+            }
             ChainStart::Gaussians(g) => {
                 if g.sample_shape() != sample_shape {
                     return Err(SamplerError::ShapeMismatch {
@@ -334,8 +366,38 @@ impl ChainStart {
     pub fn gaussians(&self) -> Option<&ClassGaussians> {
         match self {
             ChainStart::Uniform => None,
-            ChainStart::Gaussians(g) => Some(g),
+            ChainStart::Gaussians(g) | ChainStart::Mixture { gaussians: g, .. } => Some(g),
         }
+    }
+
+    /// The probability that a fresh chain starts from `U(-1, 1)` noise: 1 for the uniform
+    /// start, 0 for the Gaussians, `uniform_fraction` for the mixture.
+    pub fn uniform_fraction(&self) -> f64 {
+        match self {
+            ChainStart::Uniform => 1.0,
+            ChainStart::Gaussians(_) => 0.0,
+            ChainStart::Mixture {
+                uniform_fraction, ..
+            } => *uniform_fraction,
+        }
+    }
+
+    /// The start `init` and `uniform_fraction` name (`sampler.buffer.init` and
+    /// `sampler.buffer.init_uniform_fraction`), on `gaussians` fitted beforehand (unused by the
+    /// uniform start).
+    pub fn from_kind<E>(
+        init: crate::InitKind,
+        uniform_fraction: f64,
+        gaussians: impl FnOnce() -> std::result::Result<ClassGaussians, E>,
+    ) -> std::result::Result<Self, E> {
+        Ok(match init {
+            crate::InitKind::Uniform => ChainStart::Uniform,
+            crate::InitKind::Gaussian if uniform_fraction > 0.0 => ChainStart::Mixture {
+                gaussians: gaussians()?,
+                uniform_fraction,
+            },
+            crate::InitKind::Gaussian => ChainStart::Gaussians(gaussians()?),
+        })
     }
 
     /// Another handle to the same start (its tensors are never modified, so sharing is safe).
@@ -343,6 +405,13 @@ impl ChainStart {
         match self {
             ChainStart::Uniform => ChainStart::Uniform,
             ChainStart::Gaussians(g) => ChainStart::Gaussians(g.shallow_clone()),
+            ChainStart::Mixture {
+                gaussians,
+                uniform_fraction,
+            } => ChainStart::Mixture {
+                gaussians: gaussians.shallow_clone(),
+                uniform_fraction: *uniform_fraction,
+            },
         }
     }
 }

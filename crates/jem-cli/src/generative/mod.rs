@@ -22,12 +22,12 @@ mod score;
 
 pub use extremes::{extremes, ExtremesArgs};
 
+use crate::args::ChainArgs;
 use anyhow::{Context, Result};
 use jem_data::{Dataset, Split};
 use jem_eval::features::INCEPTION_SIZE;
 use jem_eval::grid::{write_grid, GridSpec, PixelRange};
 use jem_train::RunConfig;
-use crate::args::ChainArgs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use tch::{Device, Kind, Tensor};

@@ -246,7 +246,11 @@ pub(super) fn score(args: &GenerativeArgs, device: Device) -> Result<()> {
         source,
         buffers: drawn.buffers,
         conditional,
-        steps: if args.from_buffer { 0 } else { args.chains.steps },
+        steps: if args.from_buffer {
+            0
+        } else {
+            args.chains.steps
+        },
         seed: args.chains.seed,
         n_sampled,
         top_percentile: args.top_percentile,

@@ -216,3 +216,80 @@ fn oversized_buffers_are_refused_before_allocating() {
     };
     assert!(cfg.check().unwrap_err().to_string().contains("size"));
 }
+
+#[test]
+fn mixture_start_draws_noise_with_its_fraction_and_survives_a_round_trip() {
+    // The Gaussians sit at ±0.6 with sd ~0.05: a row with any |v - mean| > 0.3 came from the
+    // noise (U(-1, 1) leaves all three coordinates within 0.3 of the mean with probability
+    // 0.3³ = 2.7%).
+    let start = ChainStart::Mixture {
+        gaussians: two_classes(),
+        uniform_fraction: 0.3,
+    };
+    assert_eq!(start.uniform_fraction(), 0.3);
+    let n = 4000;
+    let x = start
+        .draw(n, &[3], Some(&vec![1; n]), Device::Cpu, &mut rng(21))
+        .unwrap();
+    let noisy = to_vec2(&x)
+        .iter()
+        .filter(|r| r.iter().any(|v| (v - 0.6).abs() > 0.3))
+        .count();
+    // Expected share 0.3 × (1 - 0.027) = 0.292; binomial sd at n = 4000 is 0.0072.
+    let share = noisy as f64 / n as f64;
+    assert!((share - 0.292).abs() < 0.03, "noise share {share}");
+    // Stored with the buffer and restored as the same mixture, drawing the same chains.
+    let cfg = BufferConfig {
+        size: 50,
+        reinit_prob: 1.0,
+        init: InitKind::Gaussian,
+        init_uniform_fraction: 0.3,
+        ..BufferConfig::default()
+    };
+    cfg.check().unwrap();
+    let buf = ReplayBuffer::with_start(&cfg, &[3], None, start, Device::Cpu, &mut rng(22)).unwrap();
+    let named = buf.state().unwrap().to_named_tensors("b_").unwrap();
+    let state = BufferState::from_named_tensors(&named, "b_").unwrap();
+    assert_eq!(state.start.uniform_fraction(), 0.3);
+    let mut restored = ReplayBuffer::from_state(state, Device::Cpu).unwrap();
+    let mut original = ReplayBuffer::from_state(buf.state().unwrap(), Device::Cpu).unwrap();
+    let a = original.draw(16, None, &mut rng(23)).unwrap();
+    let b = restored.draw(16, None, &mut rng(23)).unwrap();
+    assert!(a.x0.equal(&b.x0));
+    // The Gaussians alone store no fraction and restore as the Gaussians.
+    let plain = ReplayBuffer::with_start(
+        &cfg,
+        &[3],
+        None,
+        ChainStart::Gaussians(two_classes()),
+        Device::Cpu,
+        &mut rng(24),
+    )
+    .unwrap();
+    let named = plain.state().unwrap().to_named_tensors("").unwrap();
+    let state = BufferState::from_named_tensors(&named, "").unwrap();
+    assert_eq!(state.start.uniform_fraction(), 0.0);
+}
+
+#[test]
+fn uniform_fraction_is_checked() {
+    let bad = |f: f64, init: InitKind| {
+        BufferConfig {
+            init,
+            init_uniform_fraction: f,
+            ..BufferConfig::default()
+        }
+        .check()
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(bad(1.5, InitKind::Gaussian).contains("init_uniform_fraction"));
+    assert!(bad(f64::NAN, InitKind::Gaussian).contains("init_uniform_fraction"));
+    assert!(bad(0.2, InitKind::Uniform).contains("init_uniform_fraction"));
+    let ok = BufferConfig {
+        init: InitKind::Gaussian,
+        init_uniform_fraction: 1.0,
+        ..BufferConfig::default()
+    };
+    ok.check().unwrap();
+}

@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use jem_model::WideResNet;
-use jem_sampler::{
-    BufferState, ChainInit, ChainStart, ClassGaussians, InitKind, ReplayBuffer, ShortRun,
-};
+use jem_sampler::{BufferState, ChainInit, ChainStart, ClassGaussians, ReplayBuffer, ShortRun};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -123,20 +121,19 @@ fn chain_classes(cfg: &RunConfig) -> Option<i64> {
 /// Where fresh chains start (`sampler.buffer.init`): uniform noise, or class-conditional
 /// Gaussians fitted to the training split (validation examples excluded).
 fn chain_start(cfg: &RunConfig, data: &Prepared) -> Result<ChainStart> {
-    Ok(match cfg.sampler.buffer.init {
-        InitKind::Uniform => ChainStart::Uniform,
-        InitKind::Gaussian => {
-            let (x, labels) = data.training_images()?;
-            let classes = cfg.model.num_classes as i64;
-            let g = ClassGaussians::fit(&x, &labels, classes, cfg.sampler.buffer.init_rank)?;
-            tracing::info!(
-                classes,
-                rank = g.rank(),
-                examples = labels.len(),
-                "fitted the class-conditional Gaussian chain start"
-            );
-            ChainStart::Gaussians(g)
-        }
+    let buffer = &cfg.sampler.buffer;
+    ChainStart::from_kind(buffer.init, buffer.init_uniform_fraction, || {
+        let (x, labels) = data.training_images()?;
+        let classes = cfg.model.num_classes as i64;
+        let g = ClassGaussians::fit(&x, &labels, classes, buffer.init_rank)?;
+        tracing::info!(
+            classes,
+            rank = g.rank(),
+            examples = labels.len(),
+            uniform_fraction = buffer.init_uniform_fraction,
+            "fitted the class-conditional Gaussian chain start"
+        );
+        Ok(g)
     })
 }
 
