@@ -29,6 +29,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Result, TrainError};
+use crate::fault::{self, Site};
 
 /// `__metadata__` key of the caller's JSON metadata.
 pub const META_KEY: &str = "jem";
@@ -241,13 +242,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         // Written in two halves so that the fault tests can stop a write half-way.
         let (head, tail) = bytes.split_at(bytes.len() / 2);
         f.write_all(head).map_err(|e| TrainError::io(&tmp, e))?;
-        fault::point(fault::Site::TempHalfWritten, path).map_err(|e| TrainError::io(&tmp, e))?;
+        fault::point(Site::TempHalfWritten, path).map_err(|e| TrainError::io(&tmp, e))?;
         f.write_all(tail).map_err(|e| TrainError::io(&tmp, e))?;
         f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
         drop(f);
-        fault::point(fault::Site::TempSynced, path).map_err(|e| TrainError::io(&tmp, e))?;
+        fault::point(Site::TempSynced, path).map_err(|e| TrainError::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))?;
-        fault::point(fault::Site::Renamed, path).map_err(|e| TrainError::io(path, e))?;
+        fault::point(Site::Renamed, path).map_err(|e| TrainError::io(path, e))?;
         // Persist the rename itself; not every platform lets a directory be opened.
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -287,64 +288,6 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
         }
     }
     removed
-}
-
-/// Fault injection for the fault tests: named points inside [`write_atomic`] and
-/// [`MetricsLog::write`](crate::metrics::MetricsLog::write) where a test-installed hook can fail
-/// the write (as a full disk would) or kill the process (as a power cut would).
-///
-/// Compiled only with the `fault-injection` feature, which only jem-train's own tests enable (a
-/// dev-dependency of the crate on itself); without it every point is an empty inline function.
-/// A hook is installed per thread, so tests running side by side do not see each other's
-/// faults, and nothing outside a test ever installs one.
-pub mod fault {
-    use std::path::Path;
-
-    /// Where a write can be interrupted.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Site {
-        /// [`write_atomic`](super::write_atomic): the temporary file holds the first half of
-        /// the bytes, not yet synced.
-        TempHalfWritten,
-        /// The temporary file is complete and synced, not yet renamed over the destination.
-        TempSynced,
-        /// Renamed over the destination; the directory not yet synced.
-        Renamed,
-        /// [`MetricsLog::write`](crate::metrics::MetricsLog::write): half of a line written.
-        MetricsHalfLine,
-    }
-
-    /// A hook: called at every point with the site and the destination file; an error fails
-    /// the write there (the caller reports it as the operating system's error).
-    #[cfg(feature = "fault-injection")]
-    pub type Hook = Box<dyn FnMut(Site, &Path) -> std::io::Result<()>>;
-
-    #[cfg(feature = "fault-injection")]
-    thread_local! {
-        static HOOK: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
-    }
-
-    /// Installs (or with `None` removes) this thread's hook.
-    #[cfg(feature = "fault-injection")]
-    pub fn set_hook(hook: Option<Hook>) {
-        HOOK.with(|h| *h.borrow_mut() = hook);
-    }
-
-    /// Calls this thread's hook, if any.
-    #[cfg(feature = "fault-injection")]
-    pub(crate) fn point(site: Site, path: &Path) -> std::io::Result<()> {
-        HOOK.with(|h| match h.borrow_mut().as_mut() {
-            Some(hook) => hook(site, path),
-            None => Ok(()),
-        })
-    }
-
-    /// Without the `fault-injection` feature: nothing.
-    #[cfg(not(feature = "fault-injection"))]
-    #[inline(always)]
-    pub(crate) fn point(_site: Site, _path: &Path) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ impl MetricsLog {
         // With fault injection, in two halves so that the fault tests can tear a line.
         #[cfg(feature = "fault-injection")]
         let written = {
-            use crate::checkpoint::fault::{point, Site};
+            use crate::fault::{point, Site};
             let (head, tail) = text.as_bytes().split_at(text.len() / 2);
             self.file
                 .write_all(head)

@@ -7,7 +7,7 @@
 //! Each killed run is this test binary run again as a child process (the `kill_child` test,
 //! which does nothing unless `JEM_KILL_TEST_DIR` is set); it kills itself with SIGKILL where
 //! its kill spec says, through the observer (between iterations) or a
-//! [`jem_train::checkpoint::fault`] hook (inside writes), so every kill lands exactly where it
+//! [`jem_train::fault`] hook (inside writes), so every kill lands exactly where it
 //! is meant to, on every machine.
 
 mod common;
@@ -19,8 +19,8 @@ use std::process::{Command, Stdio};
 use std::rc::Rc;
 
 use common::{assert_same_run, data, kill_self, tiny_config};
-use jem_train::checkpoint::fault::{self, Site};
 use jem_train::checkpoint::TEMP_PREFIX;
+use jem_train::fault::{self, Site};
 use jem_train::{
     files, read_metrics, resume_with_data, train_with_data, MetricsLine, Mode, NoopObserver,
     OptimizerKind, RecoveryEvent, Remedy, RunConfig, TrainObserver,

@@ -225,7 +225,10 @@ impl Trainer<'_> {
         if t.keep_checkpoints == 0 || !periodic || self.kept_path().exists() {
             return Ok(());
         }
-        tracing::info!(iteration = it, "keeping the resumed checkpoint, never kept before");
+        tracing::info!(
+            iteration = it,
+            "keeping the resumed checkpoint, never kept before"
+        );
         self.keep_checkpoint()
     }
 
