@@ -1,5 +1,6 @@
 //! `jem train` killed with SIGKILL and resumed ends exactly where the
-//! uninterrupted run ends (same seed, CPU, one thread).
+//! uninterrupted run ends (same seed, CPU, one thread); a second `jem train` into a run
+//! directory that another one is writing is refused.
 
 mod common;
 
@@ -160,4 +161,73 @@ fn bad_config_values_name_the_key() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}
+
+/// Two writers in one run directory: while one `jem train --out D` runs, a second one fails at
+/// once with an error naming `D` and the first one's pid, and leaves the first run's files
+/// alone; once the first is killed, its lock is gone with it.
+#[test]
+fn a_second_writer_is_refused_naming_the_directory_and_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("long.toml");
+    // One epoch of Fashion-MNIST in batches of 8 (thousands of iterations) with no periodic
+    // checkpoint: the first writer holds the directory for minutes and writes no last.ckpt,
+    // so the second one gets as far as the lock.
+    std::fs::write(
+        &config,
+        tiny_config(8, 200, "", "seed = 7\nlr = 1e-3\ncheckpoint_every = 0"),
+    )
+    .unwrap();
+    let run = dir.path().join("run");
+    let mut first = train(&config, &run);
+    let pid = first.id().to_string();
+    let started = Instant::now();
+    // The lock file holds the holder's pid once it is taken; config.toml comes right after.
+    while std::fs::read_to_string(run.join(".lock")).ok() != Some(pid.clone())
+        || !run.join("config.toml").exists()
+    {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first writer ended before it took the lock"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the first writer never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let config_before = std::fs::read(run.join("config.toml")).unwrap();
+
+    // A short second run with a config of its own: were it let in, it would end at once
+    // with exit 0 and overwrite config.toml.
+    let second = jem(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        "train.max_iterations=1",
+        "--out",
+    ])
+    .arg(&run)
+    .output()
+    .unwrap();
+    let still_running = first.try_wait().unwrap().is_none();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(still_running, "the first writer ended during the test");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the second writer succeeded: {err}"
+    );
+    assert!(err.contains(&run.display().to_string()), "{err}");
+    assert!(err.contains(&format!("process {pid}")), "{err}");
+    assert_eq!(
+        std::fs::read(run.join("config.toml")).unwrap(),
+        config_before
+    );
+    assert!(!run.join("summary.json").exists());
+
+    // A killed writer leaves no stale lock.
+    jem_train::lock::RunLock::acquire(&run).unwrap();
 }

@@ -29,6 +29,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Result, TrainError};
+use crate::fault::{self, Site};
 
 /// `__metadata__` key of the caller's JSON metadata.
 pub const META_KEY: &str = "jem";
@@ -238,10 +239,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| TrainError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| TrainError::io(&tmp, e))?;
+        // Written in two halves so that the fault tests can stop a write half-way.
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        f.write_all(head).map_err(|e| TrainError::io(&tmp, e))?;
+        fault::point(Site::TempHalfWritten, path).map_err(|e| TrainError::io(&tmp, e))?;
+        f.write_all(tail).map_err(|e| TrainError::io(&tmp, e))?;
         f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
         drop(f);
+        fault::point(Site::TempSynced, path).map_err(|e| TrainError::io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))?;
+        fault::point(Site::Renamed, path).map_err(|e| TrainError::io(path, e))?;
         // Persist the rename itself; not every platform lets a directory be opened.
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();

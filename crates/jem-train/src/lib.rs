@@ -3,6 +3,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+#[cfg(not(feature = "fault-injection"))]
+mod fault;
 pub mod lock;
 pub mod metrics;
 pub mod objective;

@@ -191,9 +191,19 @@ impl MetricsLog {
         let mut text = serde_json::to_string(line)
             .map_err(|e| TrainError::io(&self.path, std::io::Error::other(e.to_string())))?;
         text.push('\n');
-        self.file
-            .write_all(text.as_bytes())
-            .map_err(|e| TrainError::io(&self.path, e))
+        // With fault injection, in two halves so that the fault tests can tear a line.
+        #[cfg(feature = "fault-injection")]
+        let written = {
+            use crate::fault::{point, Site};
+            let (head, tail) = text.as_bytes().split_at(text.len() / 2);
+            self.file
+                .write_all(head)
+                .and_then(|()| point(Site::MetricsHalfLine, &self.path))
+                .and_then(|()| self.file.write_all(tail))
+        };
+        #[cfg(not(feature = "fault-injection"))]
+        let written = self.file.write_all(text.as_bytes());
+        written.map_err(|e| TrainError::io(&self.path, e))
     }
 
     /// Current length of the file in bytes.

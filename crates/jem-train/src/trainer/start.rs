@@ -464,5 +464,7 @@ fn resume_inner(
         elapsed_before: meta.elapsed_s,
         lock,
     };
-    assemble(parts, observer).run()
+    let trainer = assemble(parts, observer);
+    trainer.keep_checkpoint_if_missing()?;
+    trainer.run()
 }

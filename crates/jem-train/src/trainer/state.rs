@@ -208,6 +208,30 @@ impl Trainer<'_> {
         write_checkpoint(&path, &meta, &tensors)
     }
 
+    /// `checkpoints/ckpt_<iteration>.ckpt` of the current iteration.
+    fn kept_path(&self) -> std::path::PathBuf {
+        self.run_dir
+            .join(files::KEPT_DIR)
+            .join(format!("ckpt_{:08}.ckpt", self.st.iteration))
+    }
+
+    /// On resume: keeps `last.ckpt` when it is a periodic checkpoint that was never kept (the
+    /// earlier process was killed between writing it and keeping it), so that a killed and
+    /// resumed run keeps the same checkpoints as one that ran through.
+    pub(super) fn keep_checkpoint_if_missing(&self) -> Result<()> {
+        let t = &self.cfg.train;
+        let it = self.st.iteration;
+        let periodic = t.checkpoint_every > 0 && it > 0 && it % t.checkpoint_every == 0;
+        if t.keep_checkpoints == 0 || !periodic || self.kept_path().exists() {
+            return Ok(());
+        }
+        tracing::info!(
+            iteration = it,
+            "keeping the resumed checkpoint, never kept before"
+        );
+        self.keep_checkpoint()
+    }
+
     /// Keeps the `last.ckpt` just written as `checkpoints/ckpt_<iteration>.ckpt` (a hard link:
     /// `last.ckpt` is replaced by rename, never rewritten in place), deleting the oldest beyond
     /// `train.keep_checkpoints` (0 keeps none). Their buffers make the paper's "ensemble" IS/FID
@@ -220,7 +244,7 @@ impl Trainer<'_> {
         let dir = self.run_dir.join(files::KEPT_DIR);
         std::fs::create_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
         let last = self.run_dir.join(files::LAST);
-        let kept = dir.join(format!("ckpt_{:08}.ckpt", self.st.iteration));
+        let kept = self.kept_path();
         if kept.exists() {
             // A replayed iteration (after a rollback or a resume) keeps the newest state.
             std::fs::remove_file(&kept).map_err(|e| TrainError::io(&kept, e))?;

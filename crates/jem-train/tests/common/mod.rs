@@ -99,3 +99,104 @@ pub fn checkpoint_tensors(path: &std::path::Path) -> Vec<(String, Vec<i64>, Vec<
         })
         .collect()
 }
+
+/// Writes `data` as IDX files (pixels rounded to bytes) into `dir`, for `data.dataset = "idx"`:
+/// runs that load their data from disk ([`jem_train::resume_with_budget`], the `jem` binary).
+pub fn write_idx(dir: &std::path::Path, data: &TrainData) {
+    use jem_data::resolve::{IDX_TEST_IMAGES, IDX_TEST_LABELS, IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS};
+    std::fs::create_dir_all(dir).unwrap();
+    for (ds, images, labels) in [
+        (&data.train, IDX_TRAIN_IMAGES, IDX_TRAIN_LABELS),
+        (&data.test, IDX_TEST_IMAGES, IDX_TEST_LABELS),
+    ] {
+        let n = ds.len();
+        let [_, h, w] = ds.image_shape();
+        let pixels = Vec::<f32>::try_from(ds.images.flatten(0, -1)).unwrap();
+        let mut bytes = Vec::with_capacity(16 + pixels.len());
+        for v in [0x0803u32, n as u32, h as u32, w as u32] {
+            bytes.extend_from_slice(&v.to_be_bytes());
+        }
+        bytes.extend(pixels.iter().map(|&p| (p * 255.0).round() as u8));
+        std::fs::write(dir.join(images), bytes).unwrap();
+        let mut bytes = Vec::with_capacity(8 + n);
+        for v in [0x0801u32, n as u32] {
+            bytes.extend_from_slice(&v.to_be_bytes());
+        }
+        bytes.extend(ds.labels_vec().unwrap().iter().map(|&l| l as u8));
+        std::fs::write(dir.join(labels), bytes).unwrap();
+    }
+}
+
+/// [`tiny_config`] reading [`data`] from the IDX files [`write_idx`] wrote into `dir`.
+pub fn tiny_idx_config(mode: Mode, dir: &std::path::Path) -> RunConfig {
+    let mut c = tiny_config(mode);
+    c.data.dataset = jem_data::DatasetKind::Idx;
+    c.data.data_dir = Some(dir.to_path_buf());
+    c
+}
+
+/// Asserts that two finished runs are the same run: every tensor of `last.ckpt` (and of
+/// `best.ckpt` and the kept checkpoints, where there are any), `metrics.jsonl` without its
+/// timing fields, and `summary.json` without its timing and directory fields.
+pub fn assert_same_run(expected: &std::path::Path, actual: &std::path::Path) {
+    use jem_train::files;
+    let mut ckpts = vec![files::LAST.to_string(), files::BEST.to_string()];
+    for dir in [expected, actual] {
+        if let Ok(entries) = std::fs::read_dir(dir.join(files::KEPT_DIR)) {
+            for e in entries.flatten() {
+                let name = format!("{}/{}", files::KEPT_DIR, e.file_name().to_string_lossy());
+                if !ckpts.contains(&name) {
+                    ckpts.push(name);
+                }
+            }
+        }
+    }
+    for name in &ckpts {
+        let (a, b) = (expected.join(name), actual.join(name));
+        assert_eq!(
+            a.exists(),
+            b.exists(),
+            "{name}: present in one run only ({} vs {})",
+            a.exists(),
+            b.exists()
+        );
+        if !a.exists() {
+            continue;
+        }
+        let (ta, tb) = (checkpoint_tensors(&a), checkpoint_tensors(&b));
+        assert_eq!(ta.len(), tb.len(), "{name}: tensor count");
+        for ((na, sa, da), (nb, sb, db)) in ta.iter().zip(&tb) {
+            assert_eq!((na, sa), (nb, sb), "{name}");
+            assert!(da == db, "{name}: tensor `{na}` differs");
+        }
+    }
+    let (ma, mb) = (
+        metrics_without_timing(&expected.join(files::METRICS)),
+        metrics_without_timing(&actual.join(files::METRICS)),
+    );
+    for (i, (a, b)) in ma.iter().zip(&mb).enumerate() {
+        assert_eq!(a, b, "metrics.jsonl line {}", i + 1);
+    }
+    assert_eq!(ma.len(), mb.len(), "metrics.jsonl line count");
+    let summary = |dir: &std::path::Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(files::SUMMARY)).unwrap())
+                .unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("wall_time_s");
+        o.remove("run_dir");
+        v
+    };
+    assert_eq!(summary(expected), summary(actual), "summary.json");
+}
+
+/// Ends this process at once with SIGKILL: no destructor, flush or clean-up runs.
+pub fn kill_self() -> ! {
+    // SAFETY: kill(2) on our own pid; nothing is shared.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
