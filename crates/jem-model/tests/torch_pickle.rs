@@ -285,3 +285,74 @@ fn a_file_without_a_state_dict_names_its_keys() {
         "{e}"
     );
 }
+
+/// The fixture's inputs and the logits PyTorch computed for them (written by
+/// `make_reference_ckpt.py` next to the `.pt` file).
+fn golden_cases() -> Vec<(Tensor, Tensor)> {
+    let path = reference_fixture().with_extension("json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    golden["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let shape: Vec<i64> = case["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_i64().unwrap())
+                .collect();
+            let x = Tensor::from_slice(&floats(&case["input"])).view(shape.as_slice());
+            let logits = Tensor::from_slice(&floats(&case["logits"])).view([shape[0], -1]);
+            (x, logits)
+        })
+        .collect()
+}
+
+#[test]
+fn the_mapped_weights_give_pytorchs_logits() {
+    use jem_model::{JointEnergyModel, WideResNet};
+
+    let file = read_torch_file(reference_fixture()).unwrap();
+    let ck = from_torch_file(&file, &fixture_config()).unwrap();
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = WideResNet::new(&vs.root(), &fixture_config()).unwrap();
+    let mut vars = vs.variables();
+    assert_eq!(vars.len(), ck.model.len());
+    tch::no_grad(|| {
+        for (name, t) in &ck.model {
+            vars.get_mut(name)
+                .unwrap_or_else(|| panic!("{name} is no jem variable"))
+                .copy_(t);
+        }
+    });
+    let cases = golden_cases();
+    // 32 x 32 (the reference's avg_pool2d(8)) and 28 x 28 (global pooling).
+    assert_eq!(cases.len(), 2);
+    for (x, want) in &cases {
+        let got = tch::no_grad(|| model.logits(x, false)).unwrap();
+        assert_eq!(got.size(), want.size());
+        let diff = (&got - want).abs().max().double_value(&[]);
+        assert!(
+            diff <= 1e-5,
+            "inputs {:?}: jem's logits differ from PyTorch's by {diff:e}",
+            x.size()
+        );
+        // Not vacuous: the logits spread far beyond the tolerance.
+        assert!(want.std(true).double_value(&[]) > 1e-2);
+    }
+    // The imported running statistics matter: train mode (batch statistics; it also updates
+    // the running ones, so it comes last) gives other numbers.
+    for (x, want) in &cases {
+        let train = tch::no_grad(|| model.logits(x, true)).unwrap();
+        assert!((&train - want).abs().max().double_value(&[]) > 1e-3);
+    }
+}
