@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod lock;
 pub mod metrics;
 pub mod objective;
