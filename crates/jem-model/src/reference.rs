@@ -36,6 +36,9 @@ pub const REPLAY_BUFFER_KEY: &str = "replay_buffer";
 /// The DataParallel prefix stripped from every name when all have it.
 const DATA_PARALLEL_PREFIX: &str = "module.";
 
+/// Tensors under their names, in order.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// A reference checkpoint in jem's terms.
 #[derive(Debug)]
 pub struct ReferenceCheckpoint {
@@ -166,7 +169,7 @@ pub fn map_state_dict(
     state: &[(String, Tensor)],
     config: &WrnConfig,
     file: &std::path::Path,
-) -> Result<(Vec<(String, Tensor)>, Vec<String>)> {
+) -> Result<(NamedTensors, Vec<String>)> {
     config.check()?;
     let vs = VarStore::new(Device::Cpu);
     let _model = tch::no_grad(|| WideResNet::new(&vs.root(), config))?;
