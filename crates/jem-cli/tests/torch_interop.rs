@@ -267,6 +267,19 @@ fn import_errors_name_the_file_and_the_offending_keys() {
     );
     let e = import(&dir.path().join("absent.pt"), &[], "absent");
     assert!(e.contains("absent.pt"), "{e}");
+    // A directory with a trained run's best.ckpt (which `eval` would prefer) is refused too.
+    let trained = dir.path().join("trained");
+    std::fs::create_dir_all(&trained).unwrap();
+    std::fs::write(trained.join("best.ckpt"), b"not touched").unwrap();
+    let e = import(&reference_pt(), &[], "trained");
+    assert!(
+        e.contains("best.ckpt") && e.contains("already holds a checkpoint"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(trained.join("best.ckpt")).unwrap(),
+        b"not touched"
+    );
 }
 
 /// A Python that imports torch, and whether `safe_open` is required of it; `None` (after
