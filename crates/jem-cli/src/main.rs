@@ -6,6 +6,7 @@ mod bench;
 mod device;
 mod evaluate;
 mod generative;
+mod import;
 mod info;
 mod memory;
 mod metrics;
@@ -58,6 +59,8 @@ enum Command {
     /// Adversarial robustness: PGD (L∞/L2) through SGLD refinement, boundary, pointwise,
     /// transfer and distal attacks; curves as CSV, JSON and PNG.
     Attack(attack::AttackArgs),
+    /// Import a checkpoint of the official PyTorch JEM code (`.pt`) as a jem run directory.
+    Import(import::ImportArgs),
     /// Time the training iteration on synthetic data (JSON line; see `cargo xtask bench`).
     BenchStep(bench::BenchStepArgs),
 }
@@ -87,6 +90,7 @@ fn main() -> Result<()> {
         Command::Attack(args) => attack::run(&args, device),
         Command::Generative(args) => generative::generative(&args, device),
         Command::Extremes(args) => generative::extremes(&args, device),
+        Command::Import(args) => import::run(&args),
         Command::BenchStep(args) => bench::run(&args, device, cli.threads),
     }
 }

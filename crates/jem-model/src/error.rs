@@ -80,12 +80,22 @@ pub enum ModelError {
         mismatched: Vec<(String, Vec<i64>, Vec<i64>)>,
     },
 
+    /// A file written by PyTorch's `torch.save` could not be read, or does not hold what jem
+    /// expects there (see [`crate::torch_pickle`] and [`crate::reference`]).
+    #[error("{}: {reason}", path.display())]
+    TorchFile {
+        /// The `.pt` file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+
     /// Any other libtorch failure (device, dtype, out of memory, ...).
     #[error("libtorch error: {0}")]
     Torch(#[from] TchError),
 }
 
-fn describe_mismatch(
+pub(crate) fn describe_mismatch(
     missing: &[(String, Vec<i64>)],
     unexpected: &[(String, Vec<i64>)],
     mismatched: &[(String, Vec<i64>, Vec<i64>)],

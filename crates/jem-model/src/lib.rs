@@ -5,6 +5,8 @@ pub mod energy;
 pub mod error;
 pub mod io;
 pub mod ops;
+pub mod reference;
+pub mod torch_pickle;
 pub mod wrn;
 
 pub use config::{Activation, Norm, WrnConfig};

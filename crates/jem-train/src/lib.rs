@@ -7,6 +7,7 @@ pub mod error;
 pub mod fault;
 #[cfg(not(feature = "fault-injection"))]
 mod fault;
+pub mod import;
 pub mod lock;
 pub mod metrics;
 pub mod objective;
