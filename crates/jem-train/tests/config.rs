@@ -40,6 +40,18 @@ fn shipped_configs_parse_and_pass_check() {
     assert!(cpu.model.depth <= 16);
     assert!(cpu.train.max_minutes.is_some());
     assert_eq!(cpu.sampler.sgld.clamp, Some((-1.0, 1.0)));
+    // The generating recipe (README, "The generative half"): class-conditional Gaussian starts,
+    // one buffer slice per class, bf16 SGLD, a schedule in iterations.
+    assert_eq!(cpu.sampler.buffer.init, jem_sampler::InitKind::Gaussian);
+    assert!(cpu.sampler.buffer.class_conditional);
+    assert_eq!(cpu.train.sgld_precision, jem_model::Precision::Bf16);
+    assert!(cpu.train.max_iterations.is_some());
+    assert!(cpu.train.decay_epochs.is_empty());
+
+    let uniform = RunConfig::from_file(&config_path("cpu-uniform.toml"), &[] as &[&str]).unwrap();
+    uniform.check().unwrap();
+    assert_eq!(uniform.sampler.buffer.init, jem_sampler::InitKind::Uniform);
+    assert_eq!(uniform.train.max_iterations, cpu.train.max_iterations);
 }
 
 #[test]

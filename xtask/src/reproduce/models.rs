@@ -137,7 +137,7 @@ pub fn cpu(id: ModelId) -> Option<ModelSpec> {
         ModelId::Jem => spec(
             "JEM",
             vec![],
-            "JEM, 15-minute budget (configs/cpu.toml)",
+            "JEM, 3700 iterations from class-conditional Gaussian chain starts (configs/cpu.toml)",
             15.5,
             true,
         ),

@@ -28,7 +28,7 @@ use jem_eval::ndarray::ArrayView2;
 use jem_model::JointEnergyModel;
 use jem_report::judge_sets as sets;
 use jem_report::{Agreement, AgreementRow, FidRow, JudgeReport};
-use jem_sampler::{sgld, ChainStart, ClassGaussians, Conditioned, Pcg64, SgldConfig};
+use jem_sampler::{sgld, ChainStart, ClassGaussians, Conditioned, InitKind, Pcg64, SgldConfig};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -199,7 +199,7 @@ fn draw_samples(
     let start_name = match start {
         ChainStart::Uniform => "U(-1, 1) noise",
         ChainStart::Gaussians(_) => "the class-conditional Gaussians",
-        ChainStart::Mixture { .. } => "the class-conditional Gaussians or U(-1, 1) noise",
+        ChainStart::Mixture { .. } => "the class-conditional Gaussians or U(-1, 1) noise (mixed)",
     };
     let mut steps = 0;
     let (unconditional, unconditional_source) = match buffer {
@@ -379,11 +379,13 @@ pub(super) fn judge(args: &GenerativeArgs, baseline: &Path, device: Device) -> R
             (g, source)
         }
     };
-    let start = ChainStart::from_kind(
-        cfg.sampler.buffer.init,
-        cfg.sampler.buffer.init_uniform_fraction,
-        || Ok::<_, anyhow::Error>(gaussians.shallow_clone()),
-    )?;
+    // The chains the judge draws itself start where the run's near-data chains start: a
+    // mixture start's noise share shapes the energy far from the data during training; samples
+    // of p(x|y) are asked of the Gaussians' chains.
+    let start = match cfg.sampler.buffer.init {
+        InitKind::Uniform => ChainStart::Uniform,
+        InitKind::Gaussian => ChainStart::Gaussians(gaussians.shallow_clone()),
+    };
     tracing::info!(
         seconds = clock.elapsed().as_secs_f64(),
         rank = gaussians.rank(),
