@@ -287,7 +287,6 @@ fn restore_model(
     path: &Path,
     device: Device,
 ) -> Result<(VarStore, WideResNet)> {
-    let (vs, model) = build_model(cfg, device)?;
     let vars: BTreeMap<String, Tensor> = tensors
         .iter()
         .filter_map(|(n, t)| {
@@ -295,11 +294,77 @@ fn restore_model(
                 .map(|s| (s.to_string(), t.shallow_clone()))
         })
         .collect();
+    check_model_size(cfg, &vars).map_err(|reason| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let (vs, model) = build_model(cfg, device)?;
     restore_variables(&vs, &vars).map_err(|e| TrainError::Checkpoint {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     Ok((vs, model))
+}
+
+/// Checks, before a model is built from a checkpoint's config, that the config's size fields
+/// (`in_channels`, `num_classes`, `widen_factor`, `depth`) agree with the checkpoint's own
+/// tensors (the stem, the classifier, the blocks present): a corrupted or forged config then
+/// cannot make the loader allocate a network far larger than the file, or overflow.
+fn check_model_size(
+    cfg: &RunConfig,
+    vars: &BTreeMap<String, Tensor>,
+) -> std::result::Result<(), String> {
+    let m = &cfg.model;
+    m.check()
+        .map_err(|e| format!("its model config is invalid: {e}"))?;
+    let [c0, _, _, c3] = m.stage_channels();
+    let shape_of = |name: &str| -> std::result::Result<Vec<usize>, String> {
+        let t = vars
+            .get(name)
+            .ok_or_else(|| format!("tensor `model.{name}` is missing"))?;
+        t.size()
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| format!("tensor `model.{name}` has a negative dimension"))
+    };
+    let expect = |name: &str, want: Vec<usize>, fields: &str| -> std::result::Result<(), String> {
+        let got = shape_of(name)?;
+        if got != want {
+            return Err(format!(
+                "its config ({fields}) expects tensor `model.{name}` of shape {want:?}, the file holds {got:?}"
+            ));
+        }
+        Ok(())
+    };
+    expect(
+        "f.conv1.weight",
+        vec![c0, m.in_channels, 3, 3],
+        &format!("model.in_channels = {}", m.in_channels),
+    )?;
+    expect(
+        "class_output.weight",
+        vec![m.num_classes, c3],
+        &format!(
+            "model.num_classes = {}, model.widen_factor = {}",
+            m.num_classes, m.widen_factor
+        ),
+    )?;
+    let blocks = m.blocks_per_stage();
+    for stage in 1..=3 {
+        for i in 0..blocks {
+            shape_of(&format!("f.layer{stage}.{i}.conv1.weight"))
+                .map_err(|e| format!("its config (model.depth = {}) does not fit: {e}", m.depth))?;
+        }
+        let extra = format!("f.layer{stage}.{blocks}.conv1.weight");
+        if vars.contains_key(&extra) {
+            return Err(format!(
+                "its config (model.depth = {}) has fewer blocks than the file (`model.{extra}`)",
+                m.depth
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Loads the model of a checkpoint (`last.ckpt` / `best.ckpt`) for evaluation: its config, a
