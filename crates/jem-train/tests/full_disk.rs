@@ -56,8 +56,7 @@ fn enospc_in_a_checkpoint_write_stops_the_run_and_keeps_the_last_good_checkpoint
     {
         let (before, writes) = (before.clone(), writes.clone());
         fault::set_hook(Some(Box::new(move |site: Site, path: &Path| {
-            if site != Site::TempHalfWritten
-                || !path.file_name().is_some_and(|n| *n == *files::LAST)
+            if site != Site::TempHalfWritten || path.file_name().is_none_or(|n| *n != *files::LAST)
             {
                 return Ok(());
             }

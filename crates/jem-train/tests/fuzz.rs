@@ -359,11 +359,10 @@ fn a_resealed_config_larger_than_the_file_is_refused_before_building() {
         std::fs::write(&path, seal(header, data)).unwrap();
         let mut result = None;
         let rise = heap_rise(|| result = Some(load_model(&path, Device::Cpu)));
-        let e = result
-            .unwrap()
-            .err()
-            .expect("the forged config loaded")
-            .to_string();
+        let Some(Err(e)) = result else {
+            panic!("the forged {field} = {value} loaded");
+        };
+        let e = e.to_string();
         assert!(
             e.contains("last.ckpt") && e.contains(field),
             "{field} = {value}: {e}"
