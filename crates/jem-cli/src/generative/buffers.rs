@@ -45,18 +45,8 @@ pub(crate) fn kept_checkpoints(run: &Path, k: usize) -> Result<Vec<PathBuf>> {
             dir.display()
         );
     }
-    let mut kept: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("ckpt_") && n.ends_with(".ckpt"))
-        })
-        .collect();
-    // Zero-padded iteration numbers: the name order is the training order.
-    kept.sort();
+    let mut kept = jem_train::files::kept_checkpoints(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?;
     if kept.len() < k {
         bail!(
             "{} holds {} kept checkpoints (ckpt_*.ckpt) but --ensemble {k} needs {k}; {advice}",

@@ -63,6 +63,22 @@ pub mod files {
     /// Periodic checkpoints kept for later use (`train.keep_checkpoints`), named
     /// `ckpt_<iteration>.ckpt`.
     pub const KEPT_DIR: &str = "checkpoints";
+
+    /// The kept checkpoints (`ckpt_*.ckpt`) in `dir` (a run's [`KEPT_DIR`]), oldest first: the
+    /// iteration in their names is zero-padded, so the name order is the training order.
+    pub fn kept_checkpoints(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        let mut kept: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("ckpt_") && n.ends_with(".ckpt"))
+            })
+            .collect();
+        kept.sort();
+        Ok(kept)
+    }
 }
 
 /// Why a run ended.

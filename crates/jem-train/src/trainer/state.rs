@@ -252,17 +252,7 @@ impl Trainer<'_> {
         if std::fs::hard_link(&last, &kept).is_err() {
             std::fs::copy(&last, &kept).map_err(|e| TrainError::io(&kept, e))?;
         }
-        let mut kept: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| TrainError::io(&dir, e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("ckpt_") && n.ends_with(".ckpt"))
-            })
-            .collect();
-        kept.sort();
+        let kept = files::kept_checkpoints(&dir).map_err(|e| TrainError::io(&dir, e))?;
         let excess = kept.len().saturating_sub(keep);
         for old in &kept[..excess] {
             std::fs::remove_file(old).map_err(|e| TrainError::io(old, e))?;
