@@ -83,12 +83,12 @@ impl BoundaryConfig {
     /// Checks every setting, naming the first offending field.
     pub fn check(&self) -> Result<()> {
         let invalid = |field: &'static str, value: String, allowed: &'static str| {
-            Err(AttackError::InvalidConfig {
-                config: "BoundaryConfig",
+            Err(AttackError::from(jem_params::InvalidParam::new(
+                "BoundaryConfig",
                 field,
                 value,
                 allowed,
-            })
+            )))
         };
         if !(self.spherical_step.is_finite() && self.spherical_step > 0.0) {
             return invalid(

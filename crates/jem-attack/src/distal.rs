@@ -47,11 +47,13 @@ impl Default for DistalConfig {
 impl DistalConfig {
     /// Validates every field, naming the first one out of range (`num_classes` bounds `class`).
     pub fn check(&self, num_classes: i64) -> Result<()> {
-        let invalid = |field, value: String, allowed| AttackError::InvalidConfig {
-            config: "DistalConfig",
-            field,
-            value,
-            allowed,
+        let invalid = |field, value: String, allowed| {
+            AttackError::from(jem_params::InvalidParam::new(
+                "DistalConfig",
+                field,
+                value,
+                allowed,
+            ))
         };
         if !(0..num_classes).contains(&self.class) {
             return Err(invalid(

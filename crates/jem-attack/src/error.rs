@@ -6,17 +6,8 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum AttackError {
     /// A configuration value is outside its allowed range.
-    #[error("invalid {config} setting `{field}` = {value}: must be {allowed}")]
-    InvalidConfig {
-        /// Which configuration struct (`PgdConfig`, `BoundaryConfig`, ...).
-        config: &'static str,
-        /// The offending field.
-        field: &'static str,
-        /// The rejected value, formatted.
-        value: String,
-        /// The allowed range, in words.
-        allowed: &'static str,
-    },
+    #[error(transparent)]
+    InvalidConfig(#[from] jem_params::InvalidParam),
 
     /// A call argument is invalid (shapes that do not match, labels out of range, ...).
     #[error("invalid argument: {0}")]
@@ -56,3 +47,13 @@ pub enum AttackError {
 
 /// The crate's result type.
 pub type Result<T, E = AttackError> = std::result::Result<T, E>;
+
+/// [`AttackError::InvalidConfig`]: `config.field` = `value` (`Debug`-formatted) is not `allowed`.
+pub(crate) fn invalid(
+    config: &str,
+    field: &str,
+    value: impl std::fmt::Debug,
+    allowed: &str,
+) -> AttackError {
+    jem_params::InvalidParam::debug(config, field, value, allowed).into()
+}

@@ -20,6 +20,7 @@ pub use curve::{accuracy_at, eps_grid, CurvePoint, RobustnessCurve};
 pub use decision::{DecisionOutcome, DecisionReport};
 pub use distal::{distal_adversarials, DistalConfig, DistalOutcome};
 pub use error::{AttackError, Result};
+pub use jem_params::InvalidParam;
 pub use norm::{clip_to_box, from_pixel_scale, to_pixel_scale, Norm, PIXEL_SCALE};
 pub use pgd::{pgd, pgd_single_restart, pgd_with_eps, PgdConfig, PgdOutcome};
 pub use pointwise::{pointwise_attack, PointwiseConfig, PointwiseOutcome, PointwiseReport};

@@ -18,6 +18,7 @@
 //! JEM-k) from [`restart_rng`]`(seed, r)`, so a run is deterministic given the seed, and without
 //! early stopping restart `r` of a full run is exactly [`pgd_single_restart`] with `r`.
 
+use crate::error::invalid;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -77,30 +78,24 @@ impl Default for PgdConfig {
     }
 }
 
-fn invalid(field: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> AttackError {
-    AttackError::InvalidConfig {
-        config: "PgdConfig",
-        field,
-        value: format!("{value:?}"),
-        allowed,
-    }
-}
+/// The name [`crate::AttackError::InvalidConfig`] gives this file's config.
+const CONFIG: &str = "PgdConfig";
 
 impl PgdConfig {
     /// Validates every field, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         if !(self.eps.is_finite() && self.eps >= 0.0) {
-            return Err(invalid("eps", self.eps, "finite and >= 0"));
+            return Err(invalid(CONFIG, "eps", self.eps, "finite and >= 0"));
         }
         if self.iterations == 0 {
-            return Err(invalid("iterations", self.iterations, ">= 1"));
+            return Err(invalid(CONFIG, "iterations", self.iterations, ">= 1"));
         }
         if self.restarts == 0 {
-            return Err(invalid("restarts", self.restarts, ">= 1"));
+            return Err(invalid(CONFIG, "restarts", self.restarts, ">= 1"));
         }
         if let Some(s) = self.relative_step_size {
             if !(s.is_finite() && s > 0.0) {
-                return Err(invalid("relative_step_size", s, "finite and > 0"));
+                return Err(invalid(CONFIG, "relative_step_size", s, "finite and > 0"));
             }
         }
         Ok(())

@@ -74,12 +74,12 @@ impl PointwiseConfig {
         ];
         for (field, value) in at_least_one {
             if value == 0 {
-                return Err(AttackError::InvalidConfig {
-                    config: "PointwiseConfig",
+                return Err(AttackError::from(jem_params::InvalidParam::new(
+                    "PointwiseConfig",
                     field,
-                    value: value.to_string(),
-                    allowed: ">= 1",
-                });
+                    value.to_string(),
+                    ">= 1",
+                )));
             }
         }
         Ok(())

@@ -59,20 +59,20 @@ impl<'a> RefinedClassifier<'a> {
         sgld: SgldConfig,
     ) -> Result<Self> {
         if num_classes < 1 {
-            return Err(AttackError::InvalidConfig {
-                config: "RefinedClassifier",
-                field: "num_classes",
-                value: num_classes.to_string(),
-                allowed: ">= 1",
-            });
+            return Err(AttackError::from(jem_params::InvalidParam::new(
+                "RefinedClassifier",
+                "num_classes",
+                num_classes.to_string(),
+                ">= 1",
+            )));
         }
         if chains == 0 {
-            return Err(AttackError::InvalidConfig {
-                config: "RefinedClassifier",
-                field: "chains",
-                value: chains.to_string(),
-                allowed: ">= 1",
-            });
+            return Err(AttackError::from(jem_params::InvalidParam::new(
+                "RefinedClassifier",
+                "chains",
+                chains.to_string(),
+                ">= 1",
+            )));
         }
         sgld.check()?;
         Ok(Self {
@@ -90,12 +90,12 @@ impl<'a> RefinedClassifier<'a> {
     /// (`refine_steps > 0`) add it: JEM-0 is the plain model.
     pub fn with_eot_noise(mut self, eot_noise: f64) -> Result<Self> {
         if !(eot_noise.is_finite() && eot_noise >= 0.0) {
-            return Err(AttackError::InvalidConfig {
-                config: "RefinedClassifier",
-                field: "eot_noise",
-                value: eot_noise.to_string(),
-                allowed: "finite and >= 0",
-            });
+            return Err(AttackError::from(jem_params::InvalidParam::new(
+                "RefinedClassifier",
+                "eot_noise",
+                eot_noise.to_string(),
+                "finite and >= 0",
+            )));
         }
         self.eot_noise = eot_noise;
         Ok(self)

@@ -9,11 +9,12 @@
 //! The reported minimal ε is the distance of the closest adversarial any PGD run found (a
 //! certificate: that adversarial exists), which is at most the smallest successful PGD radius.
 
+use crate::error::invalid;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{AttackError, Result};
+use crate::error::Result;
 use crate::norm::{Norm, BOX_MAX, BOX_MIN, PIXEL_SCALE};
 use crate::pgd::{pgd_with_eps, restart_rng, PgdConfig};
 use crate::target::{check_batch, AttackTarget};
@@ -56,32 +57,32 @@ impl Default for SearchConfig {
     }
 }
 
-fn invalid(field: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> AttackError {
-    AttackError::InvalidConfig {
-        config: "SearchConfig",
-        field,
-        value: format!("{value:?}"),
-        allowed,
-    }
-}
+/// The name [`crate::AttackError::InvalidConfig`] gives this file's config.
+const CONFIG: &str = "SearchConfig";
 
 impl SearchConfig {
     /// Validates every field (the oracle's too), naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         self.pgd.check()?;
         if !(self.initial_eps.is_finite() && self.initial_eps > 0.0) {
-            return Err(invalid("initial_eps", self.initial_eps, "finite and > 0"));
+            return Err(invalid(
+                CONFIG,
+                "initial_eps",
+                self.initial_eps,
+                "finite and > 0",
+            ));
         }
         if !(self.growth.is_finite() && self.growth > 1.0) {
-            return Err(invalid("growth", self.growth, "finite and > 1"));
+            return Err(invalid(CONFIG, "growth", self.growth, "finite and > 1"));
         }
         if let Some(m) = self.max_eps {
             if !(m.is_finite() && m >= self.initial_eps) {
-                return Err(invalid("max_eps", m, "finite and >= initial_eps"));
+                return Err(invalid(CONFIG, "max_eps", m, "finite and >= initial_eps"));
             }
         }
         if !(self.relative_tolerance.is_finite() && self.relative_tolerance >= 0.0) {
             return Err(invalid(
+                CONFIG,
                 "relative_tolerance",
                 self.relative_tolerance,
                 "finite and >= 0",

@@ -380,9 +380,9 @@ fn pointwise_on_three_classes_and_misclassified_inputs() {
     assert_eq!((untouched.l0, untouched.l2_distance), (0, 0.0));
 }
 
-fn invalid_field(error: AttackError) -> &'static str {
+fn invalid_field(error: AttackError) -> String {
     match error {
-        AttackError::InvalidConfig { field, .. } => field,
+        AttackError::InvalidConfig(e) => e.field,
         other => panic!("expected InvalidConfig, got {other}"),
     }
 }

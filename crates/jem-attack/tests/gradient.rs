@@ -357,7 +357,7 @@ fn bad_configs_and_arguments_are_named_errors() {
     ];
     for (cfg, field) in cases {
         match pgd(&target, &x, &y, &cfg) {
-            Err(e @ AttackError::InvalidConfig { .. }) => {
+            Err(e @ AttackError::InvalidConfig(_)) => {
                 assert!(e.to_string().contains(field), "{e}")
             }
             other => panic!("expected InvalidConfig for {field}, got {other:?}"),

@@ -123,12 +123,13 @@ impl std::fmt::Display for ImageSize {
     }
 }
 
-fn invalid(field: &'static str, value: impl ToString, allowed: impl Into<String>) -> DataError {
-    DataError::Config {
-        field,
-        value: value.to_string(),
-        allowed: allowed.into(),
-    }
+/// A `[data]` key out of range.
+pub(crate) fn invalid(
+    field: &str,
+    value: impl std::fmt::Display,
+    allowed: impl Into<String>,
+) -> DataError {
+    jem_params::InvalidParam::requires("data", field, value, allowed).into()
 }
 
 impl DataConfig {
@@ -194,7 +195,7 @@ impl DataConfig {
                 return Err(invalid(
                     "image_size",
                     size,
-                    format!("each side must be in 1..={MAX_IMAGE_SIZE}"),
+                    format!("must have each side in 1..={MAX_IMAGE_SIZE}"),
                 ));
             }
         }

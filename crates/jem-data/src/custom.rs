@@ -152,28 +152,28 @@ fn npy_image_shape(shape: &[usize], path: &Path) -> Result<[usize; 3]> {
 fn check_configured(image: [usize; 3], path: &Path, options: &LoadOptions) -> Result<()> {
     if let Some([h, w]) = options.image_size {
         if [h as usize, w as usize] != [image[1], image[2]] {
-            return Err(DataError::Config {
-                field: "image_size",
-                value: format!("[{h}, {w}]"),
-                allowed: format!(
+            return Err(crate::config::invalid(
+                "image_size",
+                format!("[{h}, {w}]"),
+                format!(
                     "must match {}, which holds {}x{} images (arrays are not resized)",
                     path.display(),
                     image[1],
                     image[2]
                 ),
-            });
+            ));
         }
     }
     if let Some(c) = options.channels.filter(|&c| c != image[0]) {
-        return Err(DataError::Config {
-            field: "channels",
-            value: c.to_string(),
-            allowed: format!(
+        return Err(crate::config::invalid(
+            "channels",
+            c.to_string(),
+            format!(
                 "must match {}, which holds {}-channel images",
                 path.display(),
                 image[0]
             ),
-        });
+        ));
     }
     Ok(())
 }
@@ -241,14 +241,14 @@ pub fn data_shape(kind: DatasetKind, dir: &Path, options: &LoadOptions) -> Resul
 }
 
 fn num_classes_mismatch(configured: usize, found: usize, train: &Path) -> DataError {
-    DataError::Config {
-        field: "num_classes",
-        value: configured.to_string(),
-        allowed: format!(
+    crate::config::invalid(
+        "num_classes",
+        configured.to_string(),
+        format!(
             "must be {found}, the number of class directories in {} (or left out)",
             train.display()
         ),
-    }
+    )
 }
 
 /// Loads one split of a custom data set from `dir` as tensors (images in

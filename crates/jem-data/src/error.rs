@@ -52,16 +52,9 @@ pub enum DataError {
     },
 
     /// A configuration value is outside the range this crate accepts
-    /// (`field` is the key inside the `[data]` section).
-    #[error("invalid config: `data.{field}` = {value}: {allowed}")]
-    Config {
-        /// The key inside `[data]`.
-        field: &'static str,
-        /// The rejected value, formatted.
-        value: String,
-        /// The allowed range, in words.
-        allowed: String,
-    },
+    /// (`config` is `data`, `field` the key inside that section).
+    #[error(transparent)]
+    InvalidConfig(#[from] jem_params::InvalidParam),
 
     /// A function was called with arguments that cannot work together.
     #[error("invalid argument: {0}")]

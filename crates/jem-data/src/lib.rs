@@ -26,6 +26,7 @@ pub use config::{CheckedDataConfig, DataConfig, ImageSize};
 pub use custom::DataShape;
 pub use dataset::{Dataset, RawImages};
 pub use error::{DataError, Result};
+pub use jem_params::InvalidParam;
 pub use load::{load, load_from, load_raw_from, LoadOptions, Split};
 pub use npy::{read_npy, write_npy, NpyArray, NpyData};
 pub use resolve::{resolve_dataset_dir, DatasetKind, DATA_DIR_ENV};

@@ -354,11 +354,11 @@ pub fn resolve_in(kind: DatasetKind, roots: &[PathBuf]) -> Result<PathBuf> {
 pub fn resolve_dataset_dir(kind: DatasetKind, explicit: Option<&Path>) -> Result<PathBuf> {
     if kind.is_custom() {
         let Some(dir) = explicit else {
-            return Err(DataError::Config {
-                field: "data_dir",
-                value: "(not set)".into(),
-                allowed: format!("must name the directory holding your data for dataset = {kind}"),
-            });
+            return Err(crate::config::invalid(
+                "data_dir",
+                "(not set)",
+                format!("must name the directory holding your data for dataset = {kind}"),
+            ));
         };
         return resolve_in(kind, &[dir.to_path_buf()]);
     }

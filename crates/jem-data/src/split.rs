@@ -32,22 +32,22 @@ pub struct TrainValid {
 
 ///
 /// `n_valid` is the config's `data.n_valid`, so an out-of-range value is a
-/// [`DataError::Config`] naming that field, its value and the range the
+/// [`DataError::InvalidConfig`] naming that field, its value and the range the
 /// loaded training split allows.
 pub fn train_valid_split(n: usize, n_valid: usize, seed: u64) -> Result<TrainValid> {
     if n_valid >= n {
         let allowed = match n {
-            0 => "cannot be satisfied: the training split is empty".to_owned(),
+            0 => "must leave examples to train on, but the training split is empty".to_owned(),
             n => format!(
                 "must be in 0..={} (the training split has {n} examples and at least one must be left to train on)",
                 n - 1
             ),
         };
-        return Err(DataError::Config {
-            field: "n_valid",
-            value: n_valid.to_string(),
+        return Err(crate::config::invalid(
+            "n_valid",
+            n_valid.to_string(),
             allowed,
-        });
+        ));
     }
     let mut idx = shuffled_indices(n, seed);
     let train = idx.split_off(n_valid);
@@ -239,7 +239,9 @@ mod tests {
         assert!(train_valid_split(0, 0, 0)
             .unwrap_err()
             .to_string()
-            .contains("`data.n_valid` = 0: cannot be satisfied: the training split is empty"));
+            .contains(
+            "`data.n_valid` = 0: must leave examples to train on, but the training split is empty"
+        ));
         assert!(train_valid_split(10, 0, 0).unwrap().valid.is_empty());
     }
 

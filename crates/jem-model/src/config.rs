@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::wrn::WideResNet;
+use jem_params::InvalidParam;
 
 /// Normalisation layer used inside the residual blocks and before the pooling.
 ///
@@ -100,34 +101,30 @@ impl WrnConfig {
     /// Validates every field, returning an error that names the first offending
     /// field, its value and the allowed range.
     pub fn check(&self) -> Result<()> {
-        fn invalid(field: &'static str, value: impl ToString, allowed: &'static str) -> ModelError {
-            ModelError::InvalidConfig {
-                field,
-                value: value.to_string(),
-                allowed,
-            }
-        }
+        let invalid = |field: &str, value: &dyn std::fmt::Display, allowed: &str| {
+            ModelError::from(InvalidParam::new("model", field, value, allowed))
+        };
         if self.depth < 10 || self.depth > MAX_DEPTH || (self.depth - 4) % 6 != 0 {
             return Err(invalid(
                 "depth",
-                self.depth,
+                &self.depth,
                 "6n + 4 with n >= 1 and depth <= 1000 (10, 16, 22, 28, ...)",
             ));
         }
         if self.widen_factor == 0 || self.widen_factor > MAX_WIDEN_FACTOR {
-            return Err(invalid("widen_factor", self.widen_factor, "1..=64"));
+            return Err(invalid("widen_factor", &self.widen_factor, "1..=64"));
         }
         if self.num_classes == 0 {
-            return Err(invalid("num_classes", self.num_classes, ">= 1"));
+            return Err(invalid("num_classes", &self.num_classes, ">= 1"));
         }
         if self.in_channels == 0 {
-            return Err(invalid("in_channels", self.in_channels, ">= 1"));
+            return Err(invalid("in_channels", &self.in_channels, ">= 1"));
         }
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
-            return Err(invalid("dropout", self.dropout, "[0, 1)"));
+            return Err(invalid("dropout", &self.dropout, "[0, 1)"));
         }
         if !(self.leak.is_finite() && (0.0..=1.0).contains(&self.leak)) {
-            return Err(invalid("leak", self.leak, "[0, 1]"));
+            return Err(invalid("leak", &self.leak, "[0, 1]"));
         }
         Ok(())
     }
@@ -159,9 +156,9 @@ impl WrnConfig {
 mod tests {
     use super::*;
 
-    fn field_of(err: ModelError) -> &'static str {
+    fn field_of(err: ModelError) -> String {
         match err {
-            ModelError::InvalidConfig { field, .. } => field,
+            ModelError::InvalidConfig(e) => e.field,
             other => panic!("expected InvalidConfig, got {other:?}"),
         }
     }
@@ -294,7 +291,10 @@ mod tests {
             let err = cfg.check().unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains(field) && msg.contains(value), "{msg}");
-            assert!(msg.contains("allowed"), "{msg}");
+            assert!(
+                msg.contains(&format!("`model.{field}` = {value}: must be")),
+                "{msg}"
+            );
             assert_eq!(field_of(err), field);
         }
     }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use jem_params::InvalidParam;
 use tch::{Kind, TchError};
 
 /// Result alias used by every fallible function of this crate.
@@ -20,15 +21,8 @@ pub enum ModelError {
     },
 
     /// A [`crate::WrnConfig`] field is outside its allowed range.
-    #[error("invalid model config: `{field}` = {value}, allowed: {allowed}")]
-    InvalidConfig {
-        /// Name of the offending field, as spelled in the config file.
-        field: &'static str,
-        /// The rejected value, formatted.
-        value: String,
-        /// Human-readable description of the allowed values.
-        allowed: &'static str,
-    },
+    #[error(transparent)]
+    InvalidConfig(#[from] InvalidParam),
 
     /// The input batch does not have the shape `[N, C, H, W]` the network was built for.
     #[error("input shape mismatch: expected [N, {expected_channels}, H, W] (NCHW), got {got:?}")]

@@ -13,5 +13,6 @@ pub use config::{Activation, Norm, WrnConfig};
 pub use energy::JointEnergyModel;
 pub use error::{ModelError, Result};
 pub use io::{load_safetensors, save_safetensors};
+pub use jem_params::InvalidParam;
 pub use ops::Precision;
 pub use wrn::{parameter_count, variable_shapes, WideResNet};

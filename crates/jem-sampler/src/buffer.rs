@@ -521,12 +521,13 @@ fn check_memory(size: usize, sample_shape: &[i64]) -> Result<()> {
     let total = per_sample.and_then(|p| p.checked_mul(size as u64));
     match total {
         Some(t) if t <= MAX_BUFFER_ELEMENTS => Ok(()),
-        _ => Err(SamplerError::InvalidConfig {
-            config: "BufferConfig",
-            field: "size",
-            value: format!("{size} (x {sample_shape:?} per chain)"),
-            allowed: "at most 2^32 float elements in all (16 GiB)",
-        }),
+        _ => Err(jem_params::InvalidParam::new(
+            "sampler.buffer",
+            "size",
+            format_args!("{size} (x {sample_shape:?} per chain)"),
+            "at most 2^32 float elements in all (16 GiB)",
+        )
+        .into()),
     }
 }
 

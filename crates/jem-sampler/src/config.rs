@@ -5,6 +5,7 @@
 //! so a config file only lists what it changes. [`SgldConfig::check`] and [`BufferConfig::check`]
 //! validate ranges and name the offending field.
 
+use jem_params::InvalidParam;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SamplerError};
@@ -101,18 +102,8 @@ impl Default for SgldConfig {
     }
 }
 
-fn invalid(
-    config: &'static str,
-    field: &'static str,
-    value: impl std::fmt::Debug,
-    allowed: &'static str,
-) -> SamplerError {
-    SamplerError::InvalidConfig {
-        config,
-        field,
-        value: format!("{value:?}"),
-        allowed,
-    }
+fn invalid(config: &str, field: &str, value: impl std::fmt::Debug, allowed: &str) -> SamplerError {
+    InvalidParam::debug(config, field, value, allowed).into()
 }
 
 impl SgldConfig {
@@ -128,7 +119,7 @@ impl SgldConfig {
 
     /// Validates every field, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
-        const C: &str = "SgldConfig";
+        const C: &str = "sampler.sgld";
         if self.steps > MAX_SGLD_STEPS {
             return Err(invalid(C, "steps", self.steps, "at most 100000"));
         }
@@ -240,7 +231,7 @@ impl Default for BufferConfig {
 impl BufferConfig {
     /// Validates every field, naming the first one out of range.
     pub fn check(&self) -> Result<()> {
-        const C: &str = "BufferConfig";
+        const C: &str = "sampler.buffer";
         // Slot indices travel as i64 tensors.
         if self.size == 0 || self.size > MAX_BUFFER_SIZE {
             return Err(invalid(C, "size", self.size, "in 1..=10000000"));

@@ -6,17 +6,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum SamplerError {
     /// A configuration value is outside its allowed range.
-    #[error("invalid {config} setting `{field}` = {value}: must be {allowed}")]
-    InvalidConfig {
-        /// Which configuration struct (`SgldConfig`, `BufferConfig`).
-        config: &'static str,
-        /// The offending field, as spelled in the config file.
-        field: &'static str,
-        /// The rejected value, formatted.
-        value: String,
-        /// The allowed range, in words.
-        allowed: &'static str,
-    },
+    /// (`config` is the TOML section: `sampler.sgld`, `sampler.buffer`.)
+    #[error(transparent)]
+    InvalidConfig(#[from] jem_params::InvalidParam),
 
     /// A tensor does not have the shape the sampler needs.
     #[error("shape mismatch in {context}: expected {expected:?}, got {actual:?}")]

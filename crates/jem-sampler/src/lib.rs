@@ -16,6 +16,7 @@ pub use config::{BufferConfig, InitKind, SgldConfig, SgldMode, StepDecay};
 pub use density::{ConditionalLogDensity, Conditioned, Energy, FromLogits, LogDensity};
 pub use error::{Result, SamplerError};
 pub use init::{ChainStart, ClassGaussians};
+pub use jem_params::InvalidParam;
 pub use rand_pcg::Pcg64;
 pub use refine::refine;
 pub use sgld::{sgld, SgldStats};

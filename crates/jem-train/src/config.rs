@@ -15,9 +15,9 @@
 
 use std::path::Path;
 
-use jem_data::DataConfig;
-use jem_model::{Precision, WrnConfig};
-use jem_sampler::{BufferConfig, SgldConfig};
+use jem_data::{DataConfig, DataError};
+use jem_model::{ModelError, Precision, WrnConfig};
+use jem_sampler::{BufferConfig, SamplerError, SgldConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -520,25 +520,24 @@ impl RunConfig {
     /// Validates every section (each with its own crate's check) and their consistency.
     /// Errors name the key, the value and the allowed range.
     pub fn check(&self) -> Result<()> {
-        self.data.check_ref().map_err(|e| TrainError::Section {
-            section: "data",
-            message: e.to_string(),
+        // A field out of range stays a field error (one message, `section.key`); anything
+        // else a section's check says is passed on by message.
+        self.data.check_ref().map_err(|e| match e {
+            DataError::InvalidConfig(p) => p.into(),
+            e => section("data", e),
         })?;
-        self.model.check().map_err(|e| TrainError::Section {
-            section: "model",
-            message: e.to_string(),
+        self.model.check().map_err(|e| match e {
+            ModelError::InvalidConfig(p) => p.into(),
+            e => section("model", e),
         })?;
-        self.sampler.sgld.check().map_err(|e| TrainError::Section {
-            section: "sampler.sgld",
-            message: e.to_string(),
+        self.sampler.sgld.check().map_err(|e| match e {
+            SamplerError::InvalidConfig(p) => p.into(),
+            e => section("sampler.sgld", e),
         })?;
-        self.sampler
-            .buffer
-            .check()
-            .map_err(|e| TrainError::Section {
-                section: "sampler.buffer",
-                message: e.to_string(),
-            })?;
+        self.sampler.buffer.check().map_err(|e| match e {
+            SamplerError::InvalidConfig(p) => p.into(),
+            e => section("sampler.buffer", e),
+        })?;
         self.train.check()?;
         let classes = self.model.num_classes;
         if self.train.mode == Mode::Factored
@@ -657,4 +656,12 @@ pub fn apply_override(doc: &mut toml::Value, spec: &str) -> Result<()> {
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
     Ok(())
+}
+
+/// [`TrainError::Section`]: another crate's check of `section` failed with `e`.
+fn section(section: &'static str, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Section {
+        section,
+        message: e.to_string(),
+    }
 }

@@ -8,16 +8,9 @@ pub type Result<T> = std::result::Result<T, TrainError>;
 /// Everything that can go wrong while configuring, running, checkpointing or resuming training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// A config value is outside its allowed range (keys are spelled `section.key`).
-    #[error("invalid config: `{key}` = {value}, allowed: {allowed}")]
-    InvalidConfig {
-        /// Full key, e.g. `train.lr`.
-        key: String,
-        /// The rejected value, formatted.
-        value: String,
-        /// The allowed values, in words.
-        allowed: String,
-    },
+    /// A config value is outside its allowed range (`key()` spells it `section.key`).
+    #[error(transparent)]
+    InvalidConfig(#[from] jem_params::InvalidParam),
 
     /// A section owned by another crate rejected its values.
     #[error("invalid config [{section}]: {message}")]
@@ -126,15 +119,12 @@ impl TrainError {
         }
     }
 
+    /// [`TrainError::InvalidConfig`] for the full key `section.key` (e.g. `train.lr`).
     pub(crate) fn invalid(
-        key: impl Into<String>,
+        key: impl AsRef<str>,
         value: impl std::fmt::Display,
-        allowed: impl Into<String>,
+        allowed: impl AsRef<str>,
     ) -> Self {
-        TrainError::InvalidConfig {
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.into(),
-        }
+        jem_params::InvalidParam::at_key(key.as_ref(), value, allowed).into()
     }
 }

@@ -21,6 +21,7 @@ pub use config::{
     TrainConfig,
 };
 pub use error::{Result, TrainError};
+pub use jem_params::InvalidParam;
 pub use metrics::{
     read_metrics, Diagnostics, EpochMetrics, MetricsLine, NoopObserver, RunInfo, TrainObserver,
 };

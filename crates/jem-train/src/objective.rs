@@ -124,12 +124,12 @@ pub fn jem_objective(
         (true, None) => Err(crate::TrainError::invalid(
             "train.mode",
             format!("{mode:?}"),
-            "energies of data and samples for a sampling mode (internal error)",
+            "given the energies of data and samples (internal error: a sampling mode without them)",
         )),
         (false, Some(_)) => Err(crate::TrainError::invalid(
             "train.mode",
             format!("{mode:?}"),
-            "no energies for the baseline (internal error)",
+            "a sampling mode to be given energies (internal error: the baseline has none)",
         )),
     }
 }

@@ -260,7 +260,7 @@ fn custom_config_errors_name_field_value_and_range() {
     });
     assert_eq!(
         e,
-        "invalid config: `data.image_size` = [0, 32]: each side must be in 1..=4096"
+        "invalid config: `data.image_size` = [0, 32]: must have each side in 1..=4096"
     );
     let e = check(DataConfig {
         num_classes: Some(1),

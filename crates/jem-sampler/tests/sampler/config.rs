@@ -96,13 +96,13 @@ fn check_names_the_bad_field() {
     ];
     for (cfg, field, value) in cases {
         match cfg.check() {
-            Err(err @ SamplerError::InvalidConfig { .. }) => {
+            Err(err @ SamplerError::InvalidConfig(_)) => {
                 let msg = err.to_string();
                 assert!(
-                    msg.contains(&format!("`{field}`")) && msg.contains(value),
+                    msg.contains(&format!("`sampler.sgld.{field}`")) && msg.contains(value),
                     "{msg}"
                 );
-                assert!(msg.contains("must be"), "{msg}");
+                assert!(msg.contains(": must be"), "{msg}");
             }
             other => panic!("{field}: expected InvalidConfig, got {other:?}"),
         }
@@ -114,14 +114,18 @@ fn check_names_the_bad_field() {
     }
     .check()
     .unwrap_err();
-    assert!(err.to_string().contains("`size`"), "{err}");
+    assert!(err.to_string().contains("`sampler.buffer.size`"), "{err}");
     let err = BufferConfig {
         reinit_prob: -0.01,
         ..BufferConfig::default()
     }
     .check()
     .unwrap_err();
-    assert!(err.to_string().contains("`reinit_prob` = -0.01"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`sampler.buffer.reinit_prob` = -0.01"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -209,7 +209,7 @@ fn oversized_buffers_are_refused_before_allocating() {
         ..BufferConfig::default()
     };
     let err = ReplayBuffer::new(&cfg, &[3, 32, 32], None, Device::Cpu, &mut rng(0)).unwrap_err();
-    assert!(err.to_string().contains("`size`"), "{err}");
+    assert!(err.to_string().contains("`sampler.buffer.size`"), "{err}");
     let cfg = BufferConfig {
         size: 20_000_000,
         ..BufferConfig::default()

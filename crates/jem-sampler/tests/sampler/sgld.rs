@@ -281,7 +281,7 @@ fn bad_densities_are_clear_errors() {
     };
     assert!(matches!(
         sgld(&sum, &x0, &bad_cfg, &mut rng(0)),
-        Err(SamplerError::InvalidConfig { .. })
+        Err(SamplerError::InvalidConfig(_))
     ));
 }
 
