@@ -3,16 +3,23 @@
 //! * `jem import` of a checkpoint in the official JEM layout, written by torch 2.13
 //!   (`fixtures/make_reference_ckpt.py`): jem's logits equal PyTorch's within 1e-5, the buffer
 //!   comes along, and the run works with the commands that read runs;
-//! * a jem checkpoint opened from Python with `safetensors` and loaded into a torch WRN with
-//!   the reference's module names (`python/check_jem_checkpoint.py`). That check needs a Python
-//!   whose `import torch` works, which `cargo xtask setup` alone does not give (the wheel's
-//!   extension needs the runtime `cargo xtask bench` installs next to it), and the
-//!   `safetensors` package, which nothing in the project installs:
-//!   - with `JEM_TORCH_PYTHON` set (plus `JEM_TORCH_PYTHONPATH`, `JEM_TORCH_LD_LIBRARY_PATH`)
-//!     the check must run, with `safe_open`, and fails when it cannot;
-//!   - otherwise `python3` with the cached torch install is tried: when `import torch` fails the
-//!     test prints why it is skipped and passes; when only `safetensors` is missing the script
-//!     prints that `safe_open` is skipped and checks the file read with torch alone.
+//! * a jem checkpoint opened from Python with `safetensors.safe_open` and checked against
+//!   the reference's module names and jem's logits, twice:
+//!   - with numpy (`python/check_jem_checkpoint_numpy.py`): the reference WRN's forward pass
+//!     in numpy from the loaded tensors. `cargo xtask test` installs numpy and safetensors
+//!     (pinned by sha256) and sets `JEM_SAFETENSORS_PYTHONPATH`, which makes the check
+//!     required; under a plain `cargo test` it runs when `python3` imports both and is
+//!     skipped, saying why, otherwise;
+//!   - with torch (`python/check_jem_checkpoint.py`): a torch WRN with the reference's names
+//!     loads the state dict (`strict=True`). That needs a Python whose `import torch` works,
+//!     which `cargo xtask setup` alone does not give (the wheel's extension needs the runtime
+//!     `cargo xtask bench` installs next to it, about 3 GB with the CUDA libraries it links):
+//!     - with `JEM_TORCH_PYTHON` set (plus `JEM_TORCH_PYTHONPATH`, `JEM_TORCH_LD_LIBRARY_PATH`)
+//!       the check must run, with `safe_open`, and fails when it cannot;
+//!     - otherwise `python3` with the cached torch install is tried: when `import torch` fails
+//!       the test prints why it is skipped and passes; `safe_open` is required when
+//!       `JEM_SAFETENSORS_PYTHONPATH` is set, else the file is read with torch alone when the
+//!       package is missing (the script says so).
 
 mod common;
 
@@ -319,6 +326,15 @@ fn torch_python() -> Option<(Command, bool)> {
             )
         }
     };
+    // The pinned safetensors of `cargo xtask test`: with it, safe_open is required too.
+    let safetensors = std::env::var("JEM_SAFETENSORS_PYTHONPATH")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let python_path = match (python_path, &safetensors) {
+        (Some(torch), Some(st)) => Some(format!("{torch}:{st}")),
+        (torch, st) => torch.or(st.clone()),
+    };
+    let required = required || safetensors.is_some();
     let command = || {
         let mut cmd = Command::new(&python);
         if let Some(path) = &python_path {
@@ -370,18 +386,15 @@ fn write_expected(path: &Path, x: &Tensor, logits: &Tensor) {
     std::fs::write(path, json.to_string()).unwrap();
 }
 
-#[test]
-fn a_jem_checkpoint_opens_in_pytorch_with_the_reference_names() {
-    let Some((mut python, required)) = torch_python() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    // A jem-trained checkpoint with batch norm (running statistics matter in eval mode).
-    let config = dir.path().join("tiny.toml");
+/// A jem-trained checkpoint with batch norm (running statistics matter in eval mode) in `dir`,
+/// the logits jem computes for fixed inputs (`expected.json`) and the same with one logit
+/// off by 1e-3 (`wrong.json`), which a check must refuse.
+fn checkpoint_and_logits(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let config = dir.join("tiny.toml");
     let text = tiny_config(16, 40, "", "max_iterations = 4")
         .replace("in_channels = 1", "in_channels = 1\nnorm = \"batch\"");
     std::fs::write(&config, text).unwrap();
-    let run = dir.path().join("run");
+    let run = dir.join("run");
     ok(&[
         "train",
         "--config",
@@ -394,36 +407,119 @@ fn a_jem_checkpoint_opens_in_pytorch_with_the_reference_names() {
     let (_cfg, _vs, model) = jem_train::load_model(&ckpt, Device::Cpu).unwrap();
     let x = fixed_inputs(3);
     let logits = tch::no_grad(|| model.logits(&x, false)).unwrap();
-    let expected = dir.path().join("expected.json");
+    let expected = dir.join("expected.json");
     write_expected(&expected, &x, &logits);
+    let mut off: Vec<f32> = Vec::try_from(logits.flatten(0, -1)).unwrap();
+    off[7] += 1e-3;
+    let wrong = dir.join("wrong.json");
+    write_expected(&wrong, &x, &Tensor::from_slice(&off).view([3, -1]));
+    (ckpt, expected, wrong)
+}
 
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_jem_checkpoint.py");
-    python.arg(&script).arg(&ckpt).arg(&expected);
-    if required {
-        python.arg("--require-safetensors");
-    }
+fn python_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// Runs a check script and returns its stdout, asserting it passed.
+fn passes(
+    mut python: Command,
+    script: &Path,
+    ckpt: &Path,
+    expected: &Path,
+    extra: &[&str],
+) -> String {
     let out = python
+        .arg(script)
+        .arg(ckpt)
+        .arg(expected)
+        .args(extra)
         .output()
-        .unwrap_or_else(|e| panic!("JEM_TORCH_PYTHON is set but cannot be started: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .unwrap_or_else(|e| panic!("cannot start the Python of the check: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "the PyTorch check failed:\n{stdout}\n{}",
+        "the Python check failed:\n{stdout}\n{}",
         stderr(&out)
     );
     assert!(stdout.contains("ok: "), "{stdout}");
     // Shown with --nocapture; the stderr line says when safe_open was skipped.
     println!("{}", stdout.trim());
     let _ = std::io::stderr().write_all(&out.stderr);
+    stdout
+}
 
-    // The check can fail: logits off by 1e-3 in one place are caught.
-    let mut off: Vec<f32> = Vec::try_from(logits.flatten(0, -1)).unwrap();
-    off[7] += 1e-3;
-    let wrong = dir.path().join("wrong.json");
-    write_expected(&wrong, &x, &Tensor::from_slice(&off).view([3, -1]));
-    let (mut python, _) = torch_python().unwrap();
-    let out = python.arg(&script).arg(&ckpt).arg(&wrong).output().unwrap();
+/// Asserts the check refuses logits off by 1e-3.
+fn refuses(mut python: Command, script: &Path, ckpt: &Path, wrong: &Path) {
+    let out = python.arg(script).arg(ckpt).arg(wrong).output().unwrap();
     assert!(!out.status.success(), "tampered logits passed");
     assert!(stderr(&out).contains("logits differ"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_jem_checkpoint_opens_in_pytorch_with_the_reference_names() {
+    let Some((python, required)) = torch_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, expected, wrong) = checkpoint_and_logits(dir.path());
+    let script = python_script("check_jem_checkpoint.py");
+    let extra: &[&str] = if required {
+        &["--require-safetensors"]
+    } else {
+        &[]
+    };
+    passes(python, &script, &ckpt, &expected, extra);
+    refuses(torch_python().unwrap().0, &script, &ckpt, &wrong);
+}
+
+/// A Python with `safetensors` and numpy: `JEM_SAFETENSORS_PYTHONPATH` (set by `cargo xtask
+/// test`, which installs both, pinned) makes the check required; otherwise `python3` is tried
+/// and the test skipped, saying why, when either import fails.
+fn numpy_python() -> Option<Command> {
+    let path = std::env::var("JEM_SAFETENSORS_PYTHONPATH")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let python = std::env::var("JEM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let command = || {
+        let mut cmd = Command::new(&python);
+        if let Some(path) = &path {
+            cmd.env("PYTHONPATH", path);
+        }
+        cmd.env("PYTHONWARNINGS", "ignore");
+        cmd
+    };
+    if path.is_none() {
+        let probe = command().args(["-c", "import numpy, safetensors"]).output();
+        let why = match probe {
+            Ok(out) if out.status.success() => return Some(command()),
+            Ok(out) => String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string(),
+            Err(e) => format!("cannot start {python}: {e}"),
+        };
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the safetensors/numpy check of jem checkpoints: {why}; `cargo xtask test` \
+             installs both (or set JEM_SAFETENSORS_PYTHONPATH)"
+        );
+        return None;
+    }
+    Some(command())
+}
+
+#[test]
+fn a_jem_checkpoint_opens_with_safetensors_and_runs_in_numpy_with_the_reference_names() {
+    let Some(python) = numpy_python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ckpt, expected, wrong) = checkpoint_and_logits(dir.path());
+    let script = python_script("check_jem_checkpoint_numpy.py");
+    let stdout = passes(python, &script, &ckpt, &expected, &[]);
+    assert!(stdout.contains("the reference's names"), "{stdout}");
+    refuses(numpy_python().unwrap(), &script, &ckpt, &wrong);
 }

@@ -168,6 +168,33 @@ pub const MLXTEND: Pin = Pin {
     ],
 };
 
+/// numpy and safetensors for the Python check of jem checkpoints `cargo xtask test` runs
+/// (`crates/jem-cli/tests/torch_interop.rs`): `safe_open(path, "np")` and the reference WRN in
+/// numpy. safetensors 0.7.0 is one abi3 wheel per architecture; numpy 2.2.6 ships for
+/// CPython 3.10 to 3.13. Digests from PyPI's JSON API (`/pypi/<name>/json`, `releases`).
+pub const CHECKPOINT_CHECK: &[Pin] = &[
+    Pin {
+        requirement: "safetensors==0.7.0",
+        sha256: &[
+            "e07d91d0c92a31200f25351f4acb2bc6aff7f48094e13ebb1d0fb995b54b6542", // cp38-abi3-manylinux_2_17_aarch64
+            "dac7252938f0696ddea46f5e855dd3138444e82236e3be475f54929f0c510d48", // cp38-abi3-manylinux_2_17_x86_64
+        ],
+    },
+    Pin {
+        requirement: "numpy==2.2.6",
+        sha256: &[
+            "efd28d4e9cd7d7a8d39074a4d44c63eda73401580c5c76acda2ce969e0a38e83", // cp310-cp310-manylinux_2_17_aarch64
+            "fc7b73d02efb0e18c000e9ad8b83480dfcd5dfd11065997ed4c6747470ae8915", // cp310-cp310-manylinux_2_17_x86_64
+            "b64d8d4d17135e00c8e346e0a738deb17e754230d7e0810ac5012750bbd85a5a", // cp311-cp311-manylinux_2_17_aarch64
+            "ba10f8411898fc418a521833e014a77d3ca01c15b0c6cdcce6a0d2897e6dbbdf", // cp311-cp311-manylinux_2_17_x86_64
+            "f2618db89be1b4e05f7a1a847a9c1c0abd63e63a1607d892dd54668dd92faf87", // cp312-cp312-manylinux_2_17_aarch64
+            "fd83c01228a688733f1ded5201c678f0c53ecc1006ffbc404db9f7a899ac6249", // cp312-cp312-manylinux_2_17_x86_64
+            "f92729c95468a2f4f15e9bb94c432a9229d0d50de67304399627a943201baa2f", // cp313-cp313-manylinux_2_17_aarch64
+            "1bc23a79bfabc5d056d106f9befb8d50c31ced2fbc70eedb8155aec74a45798f", // cp313-cp313-manylinux_2_17_x86_64
+        ],
+    },
+];
+
 /// A pip requirements file for `pins`: one `name==version --hash=sha256:...` line each.
 pub fn requirements(pins: &[&Pin]) -> String {
     let mut out = String::new();
@@ -189,6 +216,7 @@ mod tests {
     fn all() -> Vec<&'static Pin> {
         let mut pins = vec![&TORCH, &MLXTEND];
         pins.extend(CPU_EXTRA);
+        pins.extend(CHECKPOINT_CHECK);
         pins.extend(CUDA);
         pins
     }

@@ -30,37 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jem_checkpoint_file import check_file, read_raw
+
 try:
     from safetensors import safe_open
 except ImportError as e:  # reported in main()
     safe_open = None
     SAFETENSORS_MISSING = str(e)
-
-PREFIXES = ("model.", "optim.", "buffer.")
-
-
-def fnv1a(h, data):
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def read_raw(path):
-    """The safetensors header (without `__metadata__`), the metadata, and each tensor's bytes
-    as stored, from the header's data offsets."""
-    with open(path, "rb") as fh:
-        data = fh.read()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    meta = header.pop("__metadata__", None)
-    base = 8 + n
-    raw = {
-        name: data[base + info["data_offsets"][0] : base + info["data_offsets"][1]]
-        for name, info in header.items()
-    }
-    return header, meta, raw
-
 
 DTYPES = {
     "F64": torch.float64,
@@ -188,20 +164,7 @@ def main(path, expected_path, require_safetensors):
         )
         meta, tensors = load_with_torch(path)
         names = sorted(tensors)
-    if meta is None or "jem" not in meta or "jem.checksum" not in meta:
-        sys.exit(f"{path}: __metadata__ lacks `jem` / `jem.checksum`: {meta}")
-    foreign = [n for n in names if not n.startswith(PREFIXES)]
-    if foreign:
-        sys.exit(f"{path}: tensors outside model./optim./buffer.: {foreign}")
-
-    _, _, raw = read_raw(path)
-    h = fnv1a(0xCBF29CE484222325, meta["jem"].encode())
-    for name in names:
-        h = fnv1a(h, raw[name])
-    if f"{h:016x}" != meta["jem.checksum"]:
-        sys.exit(f"{path}: checksum {h:016x} recomputed, {meta['jem.checksum']} stored")
-
-    cfg = json.loads(meta["jem"])["config"]["model"]
+    cfg = check_file(path, meta, names)
     model = JEM(cfg)
     state = {n[len("model."):]: t for n, t in tensors.items() if n.startswith("model.")}
     for name, module in model.named_modules():
