@@ -158,8 +158,6 @@ const PEER_PYTHON_DEPS: &[&str] = &[
     "filelock==3.19.1",
 ];
 
-const COMPLETE_MARKER: &str = ".jem-complete";
-
 pub fn run(args: &BenchArgs) -> Result<()> {
     if args.iters == 0 {
         bail!("--iters must be at least 1");
@@ -331,14 +329,7 @@ impl PeerRuntime {
         let flavour = if torch.cuda { "cu130" } else { "cpu" };
         let cache = libtorch::cache_dir()?;
         let deps = cache.join(format!("torch-python-deps-{TORCH_VERSION}-{flavour}"));
-        if !deps.join(COMPLETE_MARKER).is_file() {
-            let partial = cache.join(format!(
-                "torch-python-deps-{TORCH_VERSION}-{flavour}.partial"
-            ));
-            if partial.exists() {
-                std::fs::remove_dir_all(&partial)
-                    .with_context(|| format!("cannot remove the stale {}", partial.display()))?;
-            }
+        libtorch::install_once(&deps, |partial| {
             eprintln!(
                 "installing the Python runtime of torch {TORCH_VERSION} for the PyTorch peer into {}{}",
                 deps.display(),
@@ -348,21 +339,16 @@ impl PeerRuntime {
                     " (with the CUDA libraries its Python extension links: about 3 GB, once)"
                 }
             );
-            pip_install(&python, &partial, PEER_PYTHON_DEPS, true)
+            pip_install(&python, partial, PEER_PYTHON_DEPS, true)
                 .context("installing torch's Python dependencies with pip failed")?;
             if !torch.cuda {
                 // These bring their own nvidia-* dependencies, so no --no-deps here.
-                pip_install(&python, &partial, CUDA_WHEELS, false).context(
+                pip_install(&python, partial, CUDA_WHEELS, false).context(
                     "installing the CUDA libraries torch's Python extension links failed",
                 )?;
             }
-            std::fs::write(partial.join(COMPLETE_MARKER), "")?;
-            if deps.exists() {
-                std::fs::remove_dir_all(&deps)?;
-            }
-            std::fs::rename(&partial, &deps)
-                .with_context(|| format!("cannot move {} into place", partial.display()))?;
-        }
+            Ok(())
+        })?;
         let python_path = std::env::join_paths([site, deps.as_path()])?
             .to_string_lossy()
             .into_owned();

@@ -249,6 +249,27 @@ pub fn pip_install_pinned(python: &str, target: &Path, wheels: &[&Pin]) -> Resul
     result
 }
 
+/// Installs into `dir` once: when its complete marker is missing, `install` fills a fresh
+/// `<dir>.partial`, which gets the marker and then replaces `dir`, so an interrupted install
+/// is never taken for a finished one.
+pub fn install_once(dir: &Path, install: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if dir.join(COMPLETE_MARKER).is_file() {
+        return Ok(());
+    }
+    let partial = dir.with_extension("partial");
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .with_context(|| format!("cannot remove the stale {}", partial.display()))?;
+    }
+    install(&partial)?;
+    std::fs::write(partial.join(COMPLETE_MARKER), "")?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&partial, dir)
+        .with_context(|| format!("cannot move {} into place", partial.display()))
+}
+
 fn pip_command(python: &str, target: &Path) -> Command {
     let mut pip = Command::new(python);
     pip.args([

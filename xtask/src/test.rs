@@ -75,30 +75,18 @@ fn checkpoint_check_python() -> Result<PathBuf> {
         return Ok(dir);
     }
     let _lock = libtorch::cache::lock_cache(&cache)?;
-    if dir.join(COMPLETE_MARKER).is_file() {
-        return Ok(dir);
-    }
-    let partial = dir.with_extension("partial");
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)
-            .with_context(|| format!("cannot remove the stale {}", partial.display()))?;
-    }
-    eprintln!(
-        "installing numpy and safetensors for the Python check of jem checkpoints into {} \
-         (pinned by sha256; --no-python-check skips it)",
-        dir.display()
-    );
-    let python = libtorch::python()?;
-    let pins: Vec<_> = CHECKPOINT_CHECK.iter().collect();
-    pip_install_pinned(&python, &partial, &pins).context(
-        "installing numpy and safetensors with pip failed (numpy 2.2.6 has wheels for CPython \
-         3.10 to 3.13; run with --no-python-check to skip the check)",
-    )?;
-    std::fs::write(partial.join(COMPLETE_MARKER), "")?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::rename(&partial, &dir)
-        .with_context(|| format!("cannot move {} into place", partial.display()))?;
+    libtorch::install_once(&dir, |partial| {
+        eprintln!(
+            "installing numpy and safetensors for the Python check of jem checkpoints into {} \
+             (pinned by sha256; --no-python-check skips it)",
+            dir.display()
+        );
+        let python = libtorch::python()?;
+        let pins: Vec<_> = CHECKPOINT_CHECK.iter().collect();
+        pip_install_pinned(&python, partial, &pins).context(
+            "installing numpy and safetensors with pip failed (numpy 2.2.6 has wheels for \
+             CPython 3.10 to 3.13; run with --no-python-check to skip the check)",
+        )
+    })?;
     Ok(dir)
 }
