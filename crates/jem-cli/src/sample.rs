@@ -6,7 +6,7 @@ use crate::evaluate;
 use anyhow::{bail, Context, Result};
 use jem_eval::grid::{write_grid, GridSpec};
 use jem_model::JointEnergyModel;
-use jem_sampler::{sgld, BufferState, Conditioned, Pcg64, SgldConfig};
+use jem_sampler::{sgld, BufferState, Conditioned, Pcg64, ReplayBuffer, SgldConfig};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
@@ -130,7 +130,8 @@ pub fn run(args: &SampleArgs, device: Device) -> Result<()> {
 }
 
 /// Random chains of the checkpoint's replay buffer (the paper's samples are buffer
-/// samples), or U(-1, 1) noise when asked or when the run kept no buffer.
+/// samples; with `--conditional`, each from its class's slice of a class-conditional buffer),
+/// or U(-1, 1) noise when asked or when the run kept no buffer.
 fn starting_points(
     args: &SampleArgs,
     loaded: &evaluate::Loaded,
@@ -164,11 +165,25 @@ fn starting_points(
             .reshape([total as i64, c, h, w])
             .to_device(device));
     }
-    let state = BufferState::from_named_tensors(&buffer, "buffer.")?;
-    let size = state.samples.size()[0];
-    let picks: Vec<i64> = (0..total).map(|_| rng.random_range(0..size)).collect();
-    Ok(state
-        .samples
+    let buffer = ReplayBuffer::from_state(
+        BufferState::from_named_tensors(&buffer, "buffer.")?,
+        Device::Cpu,
+    )?;
+    // Conditional chain i is of class i / n: from a class-conditional buffer it starts in that
+    // class's slice (a chain of another class would keep its garment through a few SGLD steps);
+    // `class_slots` is the whole buffer otherwise.
+    let picks: Vec<i64> = (0..total)
+        .map(|i| {
+            let slots = if args.chains.conditional {
+                buffer.class_slots((i / args.n) as i64)
+            } else {
+                0..buffer.len() as i64
+            };
+            rng.random_range(slots)
+        })
+        .collect();
+    Ok(buffer
+        .samples()
         .index_select(0, &Tensor::from_slice(&picks))
         .to_device(device))
 }

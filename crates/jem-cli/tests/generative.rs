@@ -714,3 +714,60 @@ fn judge_scores_samples_against_trivial_references_with_an_independent_classifie
     ]);
     assert!(err.contains("--top-percentile"), "{err}");
 }
+
+#[test]
+fn conditional_samples_start_in_their_class_slice_of_a_class_conditional_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    // A class-conditional buffer of 200 slots: class y holds slots 20y..20y+20.
+    let text = tiny_config(8, 200, "", "max_iterations = 4\nwarmup_iters = 0").replace(
+        "size = 200",
+        "size = 200\nclass_conditional = true\ninit = \"gaussian\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let run = dir.path().join("run");
+    jem(&["train", "--config", s(&config), "--out", s(&run), "--quiet"]);
+    // No SGLD step: each sample is the buffer slot it started from.
+    let out = dir.path().join("cond");
+    jem(&[
+        "sample",
+        "--checkpoint",
+        s(&run),
+        "--conditional",
+        "--n",
+        "3",
+        "--steps",
+        "0",
+        "--out",
+        s(&out),
+    ]);
+    let samples = match jem_data::read_npy(&out.join("conditional.npy"))
+        .unwrap()
+        .data
+    {
+        jem_data::NpyData::F32(v) => v,
+        other => panic!("conditional.npy holds {other:?}"),
+    };
+    let ckpt = jem_train::checkpoint::read_checkpoint(&run.join("best.ckpt")).unwrap();
+    let buffer = &ckpt
+        .tensors
+        .iter()
+        .find(|(n, _)| n == "buffer.samples")
+        .expect("the checkpoint holds its buffer")
+        .1;
+    let slots: Vec<f32> = Vec::try_from(buffer.flatten(0, -1)).unwrap();
+    let pixels = 28 * 28;
+    assert_eq!(samples.len(), 30 * pixels);
+    for (i, sample) in samples.chunks(pixels).enumerate() {
+        let class = i / 3;
+        let slot = slots
+            .chunks(pixels)
+            .position(|slot| slot == sample)
+            .unwrap_or_else(|| panic!("sample {i} is no buffer slot"));
+        assert_eq!(
+            slot / 20,
+            class,
+            "sample {i} of class {class} started in slot {slot}"
+        );
+    }
+}
