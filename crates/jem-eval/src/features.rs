@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use jem_model::WideResNet;
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use serde::Serialize;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
@@ -548,6 +548,11 @@ pub struct GenerativeMetrics {
 /// IS of `generated` (in `splits` chunks, [`inception_score`]) and FID between `generated` and
 /// `reference` ([`frechet_distance`]), with the features of `extractor`.
 ///
+/// The IS splits are chunks of the samples in the fixed random order [`is_split_order`], not in
+/// the order given: sample order can carry class structure (a class-conditional replay buffer
+/// and conditional samples are sorted by class), and a split holding one class scores 1
+/// whatever the samples. The FID does not depend on the order.
+///
 /// Both image sets are float `[N, C, H, W]` in `[-1, 1]`. `splits` must lie in
 /// `1..=n_generated` (checked before any image is processed); the FID needs at least two
 /// images in each set.
@@ -578,7 +583,10 @@ pub fn generative_metrics(
     }
     let fid = frechet_distance(gen.features.view(), reference.features.view())?;
     let is = match &gen.probs {
-        Some(p) => Some(inception_score(p.view(), splits)?),
+        Some(p) => {
+            let shuffled = p.select(Axis(0), &is_split_order(p.nrows()));
+            Some(inception_score(shuffled.view(), splits)?)
+        }
         None => None,
     };
     Ok(GenerativeMetrics {
@@ -592,6 +600,17 @@ pub fn generative_metrics(
         feature_dim: gen.dim(),
         num_classes: gen.num_classes(),
     })
+}
+
+/// The order [`generative_metrics`] puts `n` samples in before cutting them into IS splits: a
+/// permutation of `0..n` drawn with a fixed seed, so the IS is reproducible and does not depend
+/// on how the samples were sorted.
+pub fn is_split_order(n: usize) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rand_pcg::Pcg64::seed_from_u64(0x15_5EED));
+    order
 }
 
 /// The paper's sample selection (Appendix B): the indices of the samples whose confidence

@@ -6,13 +6,13 @@
 #![cfg(feature = "torch")]
 
 use jem_eval::features::{
-    generative_metrics, top_percentile_by_confidence, ClassifierFeatures, Extracted,
-    FeatureExtractor, InputRange, TorchScriptInception, TorchScriptOptions,
+    generative_metrics, is_split_order, top_percentile_by_confidence, ClassifierFeatures,
+    Extracted, FeatureExtractor, InputRange, TorchScriptInception, TorchScriptOptions,
     CLASSIFIER_FEATURES_LABEL,
 };
 use jem_eval::inception_score;
 use jem_model::WrnConfig;
-use ndarray::{Array2, ArrayView1};
+use ndarray::{Array2, ArrayView1, Axis};
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -212,9 +212,11 @@ fn fid_of_a_set_with_itself_is_zero_and_is_is_bounded() {
     assert_eq!(m.is_splits, 4);
     assert_eq!(m.extractor, net.name());
 
-    // The IS is the crate's inception_score of the extracted probabilities.
+    // The IS is the crate's inception_score of the extracted probabilities, in the fixed
+    // split order.
     let Extracted { probs, .. } = net.extract(&x).unwrap();
-    let expected = inception_score(probs.unwrap().view(), 4).unwrap();
+    let shuffled = probs.unwrap().select(Axis(0), &is_split_order(40));
+    let expected = inception_score(shuffled.view(), 4).unwrap();
     assert!((mean - expected.mean).abs() < 1e-12);
 
     // Features only: FID, no IS.
@@ -327,4 +329,57 @@ fn two_class(first: &[f64]) -> Array2<f64> {
             1.0 - first[i]
         }
     })
+}
+
+/// Confident one-hot predictions of the class `i / per_class`: samples sorted by class, as a
+/// class-conditional replay buffer holds them.
+struct SortedByClass {
+    classes: usize,
+}
+
+impl FeatureExtractor for SortedByClass {
+    fn name(&self) -> &str {
+        "sorted by class"
+    }
+
+    fn extract(&self, images: &Tensor) -> jem_eval::Result<Extracted> {
+        let n = images.size()[0] as usize;
+        let per_class = n / self.classes;
+        let probs = Array2::from_shape_fn((n, self.classes), |(i, k)| {
+            if i / per_class == k {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        let features = Array2::from_shape_fn((n, 2), |(i, d)| ((i * 7 + d * 3) % 11) as f32);
+        Ok(Extracted {
+            features,
+            probs: Some(probs),
+        })
+    }
+}
+
+#[test]
+fn is_splits_do_not_follow_the_sample_order() {
+    // 10 classes x 100 samples sorted by class, 10 splits: in the given order each split would
+    // hold one class and score 1; in a random order each holds about ten and scores near 10.
+    let net = SortedByClass { classes: 10 };
+    let x = images(1000, 1, 2, 3);
+    let given_order = inception_score(net.extract(&x).unwrap().probs.unwrap().view(), 10).unwrap();
+    assert!(
+        (given_order.mean - 1.0).abs() < 1e-9,
+        "{}",
+        given_order.mean
+    );
+    let m = generative_metrics(&net, &x, &x, 10).unwrap();
+    let is = m.is_mean.unwrap();
+    assert!(is > 8.5 && is <= 10.0, "IS = {is}");
+    // The order is a fixed permutation.
+    let order = is_split_order(1000);
+    assert_eq!(order, is_split_order(1000));
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    assert_ne!(order, sorted);
 }
