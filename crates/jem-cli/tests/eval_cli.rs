@@ -96,6 +96,44 @@ fn eval_and_calibrate_write_consistent_tables_json_and_plots() {
         .sum();
     assert!((acc - report["classification"]["accuracy"].as_f64().unwrap()).abs() < 1e-9);
     assert_eq!(png_size(&out.join("reliability.png")), (640, 480));
+
+    // The trainer's last evaluation logged the test split's ECE and NLL: the numbers `jem
+    // calibrate` measures on the whole test split of the final model, up to float noise (other
+    // batch sizes; this barely trained model's near-tied logits flip an image or two).
+    let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last_eval: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "epoch")
+        .last()
+        .expect("an evaluation line");
+    let out = dir.path().join("calibration-all");
+    ok(&[
+        "calibrate",
+        "--checkpoint",
+        &s(&run.join("last.ckpt")),
+        "--out",
+        &s(&out),
+    ]);
+    let full = json(&out.join("calibration.json"));
+    let logged_ece = last_eval["test_ece"].as_f64().expect("test_ece logged");
+    let logged_nll = last_eval["test_nll"].as_f64().expect("test_nll logged");
+    assert!(logged_ece > 0.0 && logged_ece < 1.0, "{last_eval}");
+    assert!(
+        (logged_ece - full["ece"].as_f64().unwrap()).abs() < 1e-3,
+        "{last_eval} vs {full}"
+    );
+    assert!(
+        (logged_nll - full["classification"]["nll"].as_f64().unwrap()).abs() < 1e-3,
+        "{last_eval} vs {full}"
+    );
+    assert!(
+        (last_eval["test_acc"].as_f64().unwrap()
+            - full["classification"]["accuracy"].as_f64().unwrap())
+        .abs()
+            <= 5e-4,
+        "{last_eval} vs {full}"
+    );
 }
 
 #[test]

@@ -69,6 +69,14 @@ pub struct EpochMetrics {
     pub valid_acc: Option<f64>,
     /// Accuracy on the test split.
     pub test_acc: f64,
+    /// Expected calibration error of the test split's softmax ([`jem_eval::PAPER_NUM_BINS`]
+    /// equal-width bins), as `jem calibrate` measures it (absent in logs of older versions).
+    #[serde(default)]
+    pub test_ece: Option<f64>,
+    /// Mean negative log-likelihood of the test labels under the softmax (absent in logs of
+    /// older versions).
+    #[serde(default)]
+    pub test_nll: Option<f64>,
     /// Running training accuracy over the epoch.
     pub train_acc: f64,
     /// Best validation accuracy so far.

@@ -8,7 +8,7 @@ use crate::reproduce::paper;
 use crate::reproduce::plan::{lits, Arg, Job};
 use crate::reproduce::preset::Preset;
 use crate::reproduce::stats::{cell, fmt_mean_sd, json_stats};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use jem_report::{files, CalibrationReport};
 use serde_json::json;
 
@@ -92,6 +92,74 @@ struct Calib {
     ece: Vec<f64>,
     accuracy: Vec<f64>,
     confidence: Vec<f64>,
+}
+
+/// One evaluation of `metrics.jsonl` (jem-train's `kind = "epoch"` line; the fields read here).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct EpochPoint {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Iterations completed.
+    pub iteration: u64,
+    /// Test accuracy.
+    pub test_acc: f64,
+    /// Running training accuracy over the epoch.
+    pub train_acc: f64,
+    /// Test ECE (20 bins); absent in logs of jem versions before it was logged.
+    #[serde(default)]
+    pub test_ece: Option<f64>,
+    /// Test NLL; absent likewise.
+    #[serde(default)]
+    pub test_nll: Option<f64>,
+}
+
+/// The evaluations after each epoch in a run's `metrics.jsonl`, in order.
+pub fn epoch_curve(run_dir: &std::path::Path) -> Result<Vec<EpochPoint>> {
+    let path = run_dir.join("metrics.jsonl");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut v = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
+        if value.get("kind").and_then(|k| k.as_str()) == Some("epoch") {
+            v.push(serde_json::from_value(value).with_context(|| {
+                format!("{} line {}: not an epoch evaluation", path.display(), i + 1)
+            })?);
+        }
+    }
+    Ok(v)
+}
+
+/// The Markdown table of ECE against epochs, or why there is none.
+fn curve_table(label: &str, points: &[EpochPoint]) -> String {
+    if !points.iter().any(|p| p.test_ece.is_some()) {
+        return format!(
+            "No ECE by epoch for {label}: its `metrics.jsonl` was written by a jem that did not              log it (retrain with `--force`).
+
+"
+        );
+    }
+    let mut t = format!(
+        "| epoch | iteration | train accuracy | test accuracy | test ECE | test NLL |
+         |---|---|---|---|---|---|
+"
+    );
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+    for p in points {
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |
+",
+            p.epoch,
+            p.iteration,
+            pct(Some(p.train_acc)),
+            pct(Some(p.test_acc)),
+            pct(p.test_ece),
+            p.test_nll.map_or("-".to_string(), |v| format!("{v:.4}")),
+        ));
+    }
+    t.push('\n');
+    t
 }
 
 /// Mean confidence over the samples of a reliability diagram.
@@ -222,6 +290,24 @@ fn assemble(inputs: &Inputs) -> Result<Assembled> {
                 Measured::pct("baseline", m(&base.ece)),
             )),
         }
+    }
+    {
+        let id = p.fig4.1;
+        let dir = inputs.run_dir(id, seed)?;
+        let points = epoch_curve(dir)?;
+        body.push_str(&format!(
+            "### ECE against epochs: {} (seed {seed})\n\nThe test split after every epoch of \
+             its training (20 bins, as above):\n\n",
+            inputs.label(id)
+        ));
+        body.push_str(&curve_table(inputs.label(id), &points));
+        numbers.insert(
+            "ece_by_epoch".into(),
+            json!({ "model": id.name(), "seed": seed, "epochs": points.iter().map(|q| json!({
+                "epoch": q.epoch, "iteration": q.iteration, "train_acc": q.train_acc,
+                "test_acc": q.test_acc, "test_ece": q.test_ece, "test_nll": q.test_nll,
+            })).collect::<Vec<_>>() }),
+        );
     }
     let mut notes = vec![
         "The paper's ECE values are drawn in its figures, not written in its text: only its \

@@ -10,6 +10,11 @@ fn fake(rows: &[(ModelId, f64, f64, f64)]) -> Fake {
     let mut f = Fake::new(preset::cpu(), &[1]);
     for &(id, ece, acc, conf) in rows {
         f.run(id, 1, acc);
+        std::fs::write(
+            f.inputs().run_dir(id, 1).unwrap().join("metrics.jsonl"),
+            METRICS,
+        )
+        .unwrap();
         let k = key("calibrate", id, 1);
         f.job(
             &k,
@@ -20,6 +25,23 @@ fn fake(rows: &[(ModelId, f64, f64, f64)]) -> Fake {
     }
     f
 }
+
+/// A `metrics.jsonl` as jem-train writes it: a train line, two evaluations (the first from a
+/// jem that did not log ECE yet), a recovery line.
+const METRICS: &str = concat!(
+    r#"{"kind":"train","iteration":10,"epoch":0,"lr":0.1,"loss":1.0,"ce":1.0,"px_term":0.0,"#,
+    r#""energy_reg":0.0,"logpx_data":null,"logpx_sample":null,"energy_gap":null,"#,
+    r#""sgld_grad_norm":null,"sgld_steps":0,"buffer_age_mean":null,"buffer_age_max":null,"#,
+    r#""param_grad_norm":1.0,"train_acc":0.5,"its_per_sec":3.0,"elapsed_s":1.0}"#,
+    "\n",
+    r#"{"kind":"epoch","epoch":1,"iteration":1875,"valid_acc":0.8,"test_acc":0.81,"#,
+    r#""train_acc":0.7,"best_valid_acc":0.8,"is_best":true,"elapsed_s":60.0}"#,
+    "\n",
+    r#"{"kind":"epoch","epoch":2,"iteration":3750,"valid_acc":0.85,"test_acc":0.8512,"#,
+    r#""test_ece":0.0345,"test_nll":0.41234,"train_acc":0.9,"best_valid_acc":0.85,"#,
+    r#""is_best":true,"elapsed_s":120.0}"#,
+    "\n",
+);
 
 fn rows(jem_ece: f64, base_ece: f64) -> Vec<(ModelId, f64, f64, f64)> {
     vec![
@@ -96,4 +118,45 @@ fn mean_confidence_weights_bins_by_count() {
     r.reliability.bins[0].mean_confidence = Some(0.1);
     // (300 * 0.1 + 100 * 0.9) / 400.
     assert!((fig4::mean_confidence(&r).unwrap() - 0.3).abs() < 1e-12);
+}
+
+#[test]
+fn the_converged_baselines_ece_by_epoch_comes_from_its_metrics_log() {
+    let a = fake(&rows(0.012, 0.034)).assemble(&fig4::TARGET);
+    assert!(a
+        .body
+        .contains("### ECE against epochs: baseline (trained to convergence)"));
+    // Epoch 1 had no ECE logged: its cells say so; epoch 2's are the logged numbers.
+    assert!(
+        a.body.contains("| 1 | 1875 | 70.00% | 81.00% | - | - |"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains("| 2 | 3750 | 90.00% | 85.12% | 3.45% | 0.4123 |"),
+        "{}",
+        a.body
+    );
+    let epochs = &a.numbers["ece_by_epoch"]["epochs"];
+    assert_eq!(epochs.as_array().unwrap().len(), 2);
+    assert_eq!(epochs[1]["test_ece"], 0.0345);
+    assert!(epochs[0]["test_ece"].is_null());
+}
+
+#[test]
+fn a_log_without_ece_says_so_and_a_broken_line_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.jsonl");
+    std::fs::write(
+        &path,
+        METRICS.lines().take(2).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let points = fig4::epoch_curve(dir.path()).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].test_ece, None);
+    std::fs::write(&path, "{\"kind\":\"epoch\",\"epoch\":\"one\"}\n").unwrap();
+    let e = format!("{:#}", fig4::epoch_curve(dir.path()).unwrap_err());
+    assert!(e.contains("metrics.jsonl line 1"), "{e}");
 }
