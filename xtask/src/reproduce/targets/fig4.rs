@@ -135,21 +135,17 @@ pub fn epoch_curve(run_dir: &std::path::Path) -> Result<Vec<EpochPoint>> {
 fn curve_table(label: &str, points: &[EpochPoint]) -> String {
     if !points.iter().any(|p| p.test_ece.is_some()) {
         return format!(
-            "No ECE by epoch for {label}: its `metrics.jsonl` was written by a jem that did not              log it (retrain with `--force`).
-
-"
+            "No ECE by epoch for {label}: its `metrics.jsonl` was written by a jem that did not \
+             log it (retrain with `--force`).\n\n"
         );
     }
-    let mut t = format!(
-        "| epoch | iteration | train accuracy | test accuracy | test ECE | test NLL |
-         |---|---|---|---|---|---|
-"
-    );
+    let mut t = "| epoch | iteration | train accuracy | test accuracy | test ECE | test NLL |\n\
+                 |---|---|---|---|---|---|\n"
+        .to_string();
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
     for p in points {
         t.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |
-",
+            "| {} | {} | {} | {} | {} | {} |\n",
             p.epoch,
             p.iteration,
             pct(Some(p.train_acc)),

@@ -126,6 +126,14 @@ fn the_converged_baselines_ece_by_epoch_comes_from_its_metrics_log() {
     assert!(a
         .body
         .contains("### ECE against epochs: baseline (trained to convergence)"));
+    assert!(
+        a.body.contains(
+            "\n| epoch | iteration | train accuracy | test accuracy | test ECE | test NLL |\n\
+             |---|---|---|---|---|---|\n| 1 |"
+        ),
+        "{}",
+        a.body
+    );
     // Epoch 1 had no ECE logged: its cells say so; epoch 2's are the logged numbers.
     assert!(
         a.body.contains("| 1 | 1875 | 70.00% | 81.00% | - | - |"),
