@@ -155,7 +155,10 @@ pub fn cpu(id: ModelId) -> Option<ModelSpec> {
                 vec![
                     "train.mode=\"baseline\"".into(),
                     format!("train.epochs={e}"),
-                    // No time budget: trained for the epochs (the file's 15 minutes would cut it).
+                    // The epochs end the run: the file's JEM schedule (3700 iterations, a decay
+                    // at iteration 3436) must not cut it short or decay it early; no time budget.
+                    "train.max_iterations=100000000".into(),
+                    "train.decay_iterations=[]".into(),
                     "train.max_minutes=100000.0".into(),
                     format!("train.decay_epochs=[{}, {}]", e / 2, e * 3 / 4),
                 ],

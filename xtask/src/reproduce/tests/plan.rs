@@ -194,6 +194,43 @@ fn every_target_plans_on_both_presets_with_unique_keys() {
     assert!(!dir.path().join("runs").exists(), "planning writes nothing");
 }
 
+/// Fig 4's converged baseline trains all its epochs: the cpu file's JEM schedule (its iteration
+/// cap and its decay at an iteration) would end or decay it early, as it once did (3700
+/// iterations, 2 epochs).
+#[test]
+fn the_cpu_converged_baseline_trains_its_epochs_on_an_epoch_schedule() {
+    let spec = preset::cpu()
+        .model(ModelId::BaselineConverged, &[])
+        .unwrap();
+    let path = workspace_root().join(spec.config);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = crate::reproduce::cache::resolve(&text, &path, &spec.overrides).unwrap();
+    let t = &doc["train"];
+    let d = &doc["data"];
+    let epochs = t["epochs"].as_integer().unwrap();
+    assert_eq!(
+        epochs as usize,
+        crate::reproduce::models::CPU_CONVERGED_BASELINE_EPOCHS
+    );
+    assert_eq!(t["mode"].as_str(), Some("baseline"));
+    // Fashion-MNIST's 60000 training images less the validation split, in batches.
+    let per_epoch =
+        (60000 - d["n_valid"].as_integer().unwrap()) / d["batch_size"].as_integer().unwrap();
+    assert!(
+        t["max_iterations"].as_integer().unwrap() >= epochs * per_epoch,
+        "{t:?}"
+    );
+    assert_eq!(t["decay_iterations"].as_array().map(Vec::len), Some(0));
+    let decays: Vec<i64> = t["decay_epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect();
+    assert_eq!(decays, [epochs / 2, epochs * 3 / 4]);
+    assert!(t["max_minutes"].as_float().unwrap() >= 10000.0);
+}
+
 #[test]
 fn the_paper_preset_baseline_is_batch_norm_sgd() {
     let spec = preset::paper().model(ModelId::Baseline, &[]).unwrap();
