@@ -203,8 +203,8 @@ pub fn list(preset: &preset::Preset, layout: &Layout, seeds: &[u64]) -> Result<S
     )?;
     out.push_str(&format!(
         "\nall      every target: {} model runs, {} commands, about {:.0} min\n\
-         (? = a guess, not measured; the commands' times are all guesses; `--dry-run` shows \
-         what is cached.)\n",
+         (? = a guess, not measured; command times are rough, from one measured run of each \
+         kind; `--dry-run` shows what is cached.)\n",
         all.runs.len(),
         all.jobs.len(),
         all.est_minutes()

@@ -138,14 +138,15 @@ pub fn cpu(id: ModelId) -> Option<ModelSpec> {
             "JEM",
             vec![],
             "JEM, 3700 iterations from class-conditional Gaussian chain starts (configs/cpu.toml)",
-            15.5,
+            // 7.2 min measured alone on the 2-core machine (2026-12-01; 8.5 beside a build).
+            7.5,
             true,
         ),
         ModelId::Baseline => spec(
             "baseline (same network, classifier)",
             strings(CPU_BASELINE),
             "the same WRN-10-1 as a plain classifier, 9000 iterations",
-            5.5,
+            4.6,
             true,
         ),
         ModelId::BaselineConverged => {
@@ -172,14 +173,14 @@ pub fn cpu(id: ModelId) -> Option<ModelSpec> {
             "JEM p(x|y) factored",
             vec!["train.mode=\"factored\"".into()],
             "the factored p(x|y) ablation, JEM's budget",
-            15.5,
+            7.5,
             false,
         ),
         ModelId::Jem4k => spec(
             "JEM (4000 labels, semi-supervised)",
             vec![LABELS_4K.into()],
             "JEM with 400 labels per class, the rest unlabelled",
-            15.5,
+            7.5,
             false,
         ),
         ModelId::Baseline4k => {
@@ -189,7 +190,7 @@ pub fn cpu(id: ModelId) -> Option<ModelSpec> {
                 "baseline (4000 labels)",
                 o,
                 "the baseline on the same 4000 labels only",
-                5.5,
+                4.6,
                 false,
             )
         }

@@ -79,19 +79,30 @@ pub struct Preset {
     /// A TorchScript Inception network for IS/FID (`--inception FILE`); without one the
     /// classifier's features stand in, labelled "not Inception".
     pub inception: Option<String>,
-    /// Rough minutes of one `jem eval` (all OOD sets, three scores), one `jem calibrate`, one
-    /// `jem generative`, and one attack job per classifier attacked.
+    /// Rough minutes of one `jem eval` (all OOD sets, three scores), one `jem calibrate` and
+    /// one `jem generative`.
     pub est_eval: f64,
     /// See `est_eval`.
     pub est_calibrate: f64,
     /// See `est_eval`.
     pub est_generative: f64,
-    /// See `est_eval`.
-    pub est_attack_per_variant: f64,
+    /// Rough minutes of each attack per unit of work: one classifier at the preset's EOT count
+    /// with k refinement steps is 1 + k units (a baseline, never refined, is 1); attacks not
+    /// listed count 1 minute a unit.
+    pub est_attack_unit: &'static [(&'static str, f64)],
     models: fn(ModelId) -> Option<ModelSpec>,
 }
 
 impl Preset {
+    /// [`Preset::est_attack_unit`] of `attack`.
+    pub fn est_attack_minutes_per_unit(&self, attack: &str) -> f64 {
+        let default = if self.name == "paper" { 30.0 } else { 1.0 };
+        self.est_attack_unit
+            .iter()
+            .find(|(a, _)| *a == attack)
+            .map_or(default, |&(_, m)| m)
+    }
+
     /// How `id` is trained on this preset, with `extra` overrides (from `--set MODEL:...`).
     pub fn model(&self, id: ModelId, extra: &[(ModelId, String)]) -> Result<ModelSpec> {
         let Some(mut spec) = (self.models)(id) else {
@@ -151,7 +162,15 @@ pub fn cpu() -> Preset {
         est_eval: 3.0,
         est_calibrate: 0.5,
         est_generative: 3.0,
-        est_attack_per_variant: 1.0,
+        // Measured on the 2-core machine (2026-12-01; N = 32, 15 units per job of baseline
+        // and JEM-0/1/10): pgd-linf 20 min, pgd-l2 31 min, distal ~5, transfer ~3 (14 units);
+        // boundary and pointwise are guesses.
+        est_attack_unit: &[
+            ("pgd-linf", 1.35),
+            ("pgd-l2", 2.07),
+            ("distal", 0.31),
+            ("transfer", 0.2),
+        ],
         models: models::cpu,
     }
 }
@@ -198,7 +217,7 @@ pub fn paper() -> Preset {
         est_eval: 30.0,
         est_calibrate: 2.0,
         est_generative: 20.0,
-        est_attack_per_variant: 120.0,
+        est_attack_unit: &[],
         models: models::paper,
     }
 }

@@ -80,14 +80,25 @@ fn attack_job(
     if attack == "transfer" {
         args.extend(lits(&["--norm", "linf"]));
     }
-    let variants = models.len() * variant.refine_steps.len();
+    // A baseline is attacked once; a JEM once per refinement setting, each costing 1 + k
+    // passes per PGD step.
+    let units: usize = models
+        .iter()
+        .map(|m| {
+            if m.name().starts_with("baseline") {
+                1
+            } else {
+                variant.refine_steps.iter().map(|k| 1 + k).sum()
+            }
+        })
+        .sum();
     let mut job = Job::new(
         key,
         format!("{attack} attack on {} (seed {seed})", names(models)),
         "attack",
         args,
         files::attack(attack),
-        p.est_attack_per_variant * variants as f64 * variant.eot as f64 / a.eot as f64,
+        p.est_attack_minutes_per_unit(attack) * units as f64 * variant.eot as f64 / a.eot as f64,
     );
     job.own_progress = true;
     job
