@@ -211,8 +211,9 @@ pub fn list(preset: &preset::Preset, layout: &Layout, seeds: &[u64]) -> Result<S
     ));
     if preset.name == "cpu" {
         out.push_str(&format!(
-            "\nNote: fig4's converged baseline trains for {} epochs, a PLACEHOLDER until measured \
-             (`--set baseline-converged:train.epochs=N`).\n",
+            "\nNote: fig4's converged baseline trains for {} epochs, chosen on its test ECE and \
+             accuracy after every epoch (results/cpu/fig4; `--set \
+             baseline-converged:train.epochs=N` changes it).\n",
             models::CPU_CONVERGED_BASELINE_EPOCHS
         ));
     }

@@ -103,9 +103,11 @@ fn higher_ece_is_not_supported() {
         "{}",
         a.claims[0].evidence
     );
-    // The note names the placeholder.
+    // The note says how the converged baseline's epochs were chosen.
     assert!(
-        a.notes.iter().any(|n| n.contains("placeholder")),
+        a.notes
+            .iter()
+            .any(|n| n.contains("20 epochs, chosen on the ECE by epoch")),
         "{:?}",
         a.notes
     );
