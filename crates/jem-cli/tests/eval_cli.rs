@@ -103,9 +103,9 @@ fn eval_and_calibrate_write_consistent_tables_json_and_plots() {
     let log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let last_eval: serde_json::Value = log
         .lines()
+        .rev()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "epoch")
-        .last()
+        .find(|v| v["kind"] == "epoch")
         .expect("an evaluation line");
     let out = dir.path().join("calibration-all");
     ok(&[
