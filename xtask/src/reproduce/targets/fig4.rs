@@ -95,7 +95,7 @@ struct Calib {
 }
 
 /// One evaluation of `metrics.jsonl` (jem-train's `kind = "epoch"` line; the fields read here).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 pub struct EpochPoint {
     /// Epochs completed.
     pub epoch: usize,
@@ -299,10 +299,7 @@ fn assemble(inputs: &Inputs) -> Result<Assembled> {
         body.push_str(&curve_table(inputs.label(id), &points));
         numbers.insert(
             "ece_by_epoch".into(),
-            json!({ "model": id.name(), "seed": seed, "epochs": points.iter().map(|q| json!({
-                "epoch": q.epoch, "iteration": q.iteration, "train_acc": q.train_acc,
-                "test_acc": q.test_acc, "test_ece": q.test_ece, "test_nll": q.test_nll,
-            })).collect::<Vec<_>>() }),
+            json!({ "model": id.name(), "seed": seed, "epochs": points }),
         );
     }
     let mut notes = vec![

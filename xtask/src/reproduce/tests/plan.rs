@@ -194,6 +194,22 @@ fn every_target_plans_on_both_presets_with_unique_keys() {
     assert!(!dir.path().join("runs").exists(), "planning writes nothing");
 }
 
+/// A model's config file with its overrides applied, as the plan hashes it.
+fn resolved(spec: &crate::reproduce::models::ModelSpec) -> toml::Table {
+    let path = workspace_root().join(spec.config);
+    let text = std::fs::read_to_string(&path).unwrap();
+    crate::reproduce::cache::resolve(&text, &path, &spec.overrides).unwrap()
+}
+
+/// A TOML array of integers.
+fn integers(v: &toml::Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_integer().unwrap())
+        .collect()
+}
+
 /// Fig 4's converged baseline trains all its epochs: the cpu file's JEM schedule (its iteration
 /// cap and its decay at an iteration) would end or decay it early, as it once did (3700
 /// iterations, 2 epochs).
@@ -202,9 +218,7 @@ fn the_cpu_converged_baseline_trains_its_epochs_on_an_epoch_schedule() {
     let spec = preset::cpu()
         .model(ModelId::BaselineConverged, &[])
         .unwrap();
-    let path = workspace_root().join(spec.config);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let doc = crate::reproduce::cache::resolve(&text, &path, &spec.overrides).unwrap();
+    let doc = resolved(&spec);
     let t = &doc["train"];
     let d = &doc["data"];
     let epochs = t["epochs"].as_integer().unwrap();
@@ -221,22 +235,14 @@ fn the_cpu_converged_baseline_trains_its_epochs_on_an_epoch_schedule() {
         "{t:?}"
     );
     assert_eq!(t["decay_iterations"].as_array().map(Vec::len), Some(0));
-    let decays: Vec<i64> = t["decay_epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_integer().unwrap())
-        .collect();
-    assert_eq!(decays, [epochs / 2, epochs * 3 / 4]);
+    assert_eq!(integers(&t["decay_epochs"]), [epochs / 2, epochs * 3 / 4]);
     assert!(t["max_minutes"].as_float().unwrap() >= 10000.0);
 }
 
 #[test]
 fn the_paper_preset_baseline_is_batch_norm_sgd() {
     let spec = preset::paper().model(ModelId::Baseline, &[]).unwrap();
-    let path = workspace_root().join(spec.config);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let doc = crate::reproduce::cache::resolve(&text, &path, &spec.overrides).unwrap();
+    let doc = resolved(&spec);
     assert_eq!(doc["model"]["norm"].as_str(), Some("batch"));
     assert_eq!(doc["model"]["depth"].as_integer(), Some(28));
     assert_eq!(doc["model"]["widen_factor"].as_integer(), Some(10));
@@ -246,13 +252,7 @@ fn the_paper_preset_baseline_is_batch_norm_sgd() {
     assert_eq!(doc["train"]["momentum"].as_float(), Some(0.9));
     assert_eq!(doc["train"]["weight_decay"].as_float(), Some(5e-4));
     assert_eq!(doc["train"]["decay_rate"].as_float(), Some(0.2));
-    let decays: Vec<i64> = doc["train"]["decay_epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_integer().unwrap())
-        .collect();
-    assert_eq!(decays, [60, 120, 160]);
+    assert_eq!(integers(&doc["train"]["decay_epochs"]), [60, 120, 160]);
     assert_eq!(doc["train"]["epochs"].as_integer(), Some(200));
     // The no-norm classifier is the second, labelled row.
     let p = preset::paper();
