@@ -2,6 +2,8 @@
 //! a counter (iteration or epoch) and the recovery salt, so no generator state has to be carried
 //! across iterations and a resumed run replays exactly.
 
+use std::sync::{Mutex, MutexGuard};
+
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 
@@ -48,6 +50,37 @@ pub fn stream_rng(seed: u64, stream: Stream, counter: u64, salt: u64) -> Pcg64 {
 /// Seed for `tch::manual_seed` (non-negative `i64`) for the same tuple.
 pub fn tch_seed(seed: u64, stream: Stream, counter: u64, salt: u64) -> i64 {
     (derive_seed(seed, stream, counter, salt) >> 1) as i64
+}
+
+/// Held while libtorch's one process-wide generator is seeded and drawn from.
+static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+/// Exclusive use of libtorch's global generator, seeded with `seed`, until the guard drops.
+///
+/// tch exposes only that one generator, shared by every thread of the process. A seeded draw
+/// (model initialisation, dropout masks) is reproducible only if no other thread reseeds it or
+/// draws from it in between, so every seeded use in this crate holds this guard from the seed to
+/// its last draw. Code of yours that draws from torch's generator in the same process as a
+/// training run (a test suite running runs in parallel, say) should hold it too.
+///
+/// # Examples
+/// ```
+/// use tch::{Device, Kind, Tensor};
+///
+/// let a = {
+///     let _torch = jem_train::rng::seed_torch_rng(7);
+///     Tensor::randn([4], (Kind::Float, Device::Cpu))
+/// };
+/// let b = {
+///     let _torch = jem_train::rng::seed_torch_rng(7);
+///     Tensor::randn([4], (Kind::Float, Device::Cpu))
+/// };
+/// assert!(a.equal(&b));
+/// ```
+pub fn seed_torch_rng(seed: i64) -> MutexGuard<'static, ()> {
+    let guard = TORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    tch::manual_seed(seed);
+    guard
 }
 
 #[cfg(test)]

@@ -85,8 +85,10 @@ fn jem_learns_and_data_is_more_likely_than_noise() {
         .unwrap()
         .f_sub_scalar(1.0)
         .unwrap();
-    tch::manual_seed(5);
-    let noise = Tensor::rand([64, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+    let noise = {
+        let _torch = jem_train::rng::seed_torch_rng(5);
+        Tensor::rand([64, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0
+    };
     let (lp_data, lp_noise) = tch::no_grad(|| {
         (
             model

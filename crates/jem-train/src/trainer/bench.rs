@@ -37,7 +37,7 @@ use crate::config::{Mode, RunConfig};
 use crate::error::{Result, TrainError};
 use crate::lock::RunLock;
 use crate::metrics::{MetricsLog, NoopObserver};
-use crate::rng::{stream_rng, tch_seed, Stream};
+use crate::rng::{stream_rng, Stream};
 
 /// Number of classes of the synthetic data (as CIFAR-10 and Fashion-MNIST).
 pub const BENCH_CLASSES: usize = 10;
@@ -225,7 +225,6 @@ impl StepBench {
         sgld_cfg.steps = t.recovery.sgld_steps;
         // A stream of its own (salt 1) so these draws never repeat an iteration's.
         let counter = self.samples_drawn;
-        tch::manual_seed(tch_seed(t.cfg.train.seed, Stream::Iteration, counter, 1));
         let mut rng = stream_rng(t.cfg.train.seed, Stream::Iteration, counter, 1);
         let n = t.cfg.data.batch_size;
         if let Err(d) = t.sample_chains(n, None, &sgld_cfg, &mut rng)? {

@@ -18,7 +18,7 @@ use crate::config::{Chains, Mode};
 use crate::error::Result;
 use crate::objective::{jem_objective, Energies, ObjectiveWeights};
 use crate::recovery::{detect, Divergence, EnergyStats};
-use crate::rng::{stream_rng, tch_seed, Stream};
+use crate::rng::{seed_torch_rng, stream_rng, tch_seed, Stream};
 
 /// What one iteration contributes to the diagnostics.
 pub(super) struct IterStats {
@@ -227,7 +227,10 @@ impl Trainer<'_> {
     pub(super) fn iteration(&mut self, it: u64, epoch: usize) -> Result<Outcome> {
         let seed = self.cfg.train.seed;
         let salt = self.recovery.salt;
-        tch::manual_seed(tch_seed(seed, Stream::Iteration, it, salt));
+        // Dropout masks are the one draw from libtorch's global generator: seeded, and held
+        // until the iteration's last draw, only where the model has dropout.
+        let _torch = (self.cfg.model.dropout > 0.0)
+            .then(|| seed_torch_rng(tch_seed(seed, Stream::Iteration, it, salt)));
         let mut rng = stream_rng(seed, Stream::Iteration, it, salt);
         let pos = it % self.data.iterations_per_epoch;
         let (xr, yr) = self.data_batch(epoch, pos)?;

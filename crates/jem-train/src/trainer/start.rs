@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use jem_model::WideResNet;
@@ -21,11 +20,7 @@ use crate::lock::RunLock;
 use crate::metrics::{MetricsLog, TrainObserver};
 use crate::optim::{restore_variables, Optimizer, OptimizerSettings};
 use crate::recovery::RecoveryState;
-use crate::rng::{stream_rng, tch_seed, Stream};
-
-/// Serialises model initialisation: `tch::manual_seed` and the initialisers share libtorch's
-/// global generator, so two runs initialising at once in one process would interleave draws.
-static INIT_LOCK: Mutex<()> = Mutex::new(());
+use crate::rng::{seed_torch_rng, stream_rng, tch_seed, Stream};
 
 /// Everything a [`Trainer`] is made of besides the observer and the clocks.
 struct Parts {
@@ -104,8 +99,8 @@ pub(super) fn fresh_trainer<'o>(
 pub(super) fn build_model(cfg: &RunConfig, device: Device) -> Result<(VarStore, WideResNet)> {
     let vs = VarStore::new(device);
     let model = {
-        let _guard = INIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        tch::manual_seed(tch_seed(cfg.train.seed, Stream::Init, 0, 0));
+        // The initialisers draw from libtorch's global generator: held until the last draw.
+        let _torch = seed_torch_rng(tch_seed(cfg.train.seed, Stream::Init, 0, 0));
         cfg.model.init(&vs.root())?
     };
     Ok((vs, model))
@@ -532,4 +527,56 @@ fn resume_inner(
     let trainer = assemble(parts, observer);
     trainer.keep_checkpoint_if_missing()?;
     trainer.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use tch::Kind;
+
+    use super::*;
+
+    fn weights(cfg: &RunConfig) -> Vec<(String, Tensor)> {
+        let (vs, _model) = build_model(cfg, Device::Cpu).unwrap();
+        let mut w: Vec<_> = vs.variables().into_iter().collect();
+        w.sort_by(|a, b| a.0.cmp(&b.0));
+        w
+    }
+
+    /// A model initialised while another thread seeds libtorch's generator and draws from it
+    /// (the way a second run's iterations do) is the seed's model: the initialisers' draws are
+    /// never interleaved with the other thread's.
+    #[test]
+    fn a_models_initialisation_is_its_seeds_while_other_threads_draw() {
+        let cfg = RunConfig {
+            model: jem_model::WrnConfig {
+                num_classes: 4,
+                in_channels: 1,
+                ..jem_model::WrnConfig::new(10, 1)
+            },
+            ..RunConfig::default()
+        };
+        let expected = weights(&cfg);
+        let stop = Arc::new(AtomicBool::new(false));
+        let other = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut seed = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let _torch = seed_torch_rng(seed);
+                    let _ = Tensor::randn([256], (Kind::Float, Device::Cpu));
+                    seed += 1;
+                }
+            })
+        };
+        for round in 0..40 {
+            for ((name, a), (_, b)) in expected.iter().zip(weights(&cfg)) {
+                assert!(a.equal(&b), "round {round}: `{name}` differs");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        other.join().unwrap();
+    }
 }
