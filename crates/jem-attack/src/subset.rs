@@ -25,7 +25,8 @@ fn below(rng: &mut Pcg64, bound: u64) -> u64 {
 }
 
 /// `count` distinct indices out of `0..total`, uniformly at random given `seed`, sorted
-/// increasingly (so loading them walks the data set in order).
+/// increasingly (so loading them walks the data set in order). One seed's subsets are nested:
+/// the `count` indices are among those of any larger count.
 pub fn random_subset(total: usize, count: usize, seed: u64) -> Result<Vec<usize>> {
     if count > total {
         return Err(AttackError::InvalidArgument(format!(

@@ -752,6 +752,13 @@ fn subset_depends_on_the_seed_only() {
     assert_eq!(random_subset(5, 5, 1).unwrap(), vec![0, 1, 2, 3, 4]);
     assert!(random_subset(5, 6, 1).is_err());
     assert!(random_subset(0, 0, 1).unwrap().is_empty());
+    // One seed's subsets are nested: fewer inputs are some of the same inputs, so attacks run
+    // on different counts (the reproduce presets' PGD and gradient-free attacks) share inputs.
+    for (small, large) in [(16, 32), (1, 300), (299, 300)] {
+        let big = random_subset(10_000, large, 42).unwrap();
+        let sub = random_subset(10_000, small, 42).unwrap();
+        assert!(sub.iter().all(|i| big.contains(i)), "{small} in {large}");
+    }
 }
 
 #[test]

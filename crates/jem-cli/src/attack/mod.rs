@@ -143,6 +143,10 @@ pub struct AttackArgs {
     /// Boundary-attack iterations.
     #[arg(long, default_value_t = 5000)]
     boundary_iterations: usize,
+    /// Random directions the boundary attack tries per iteration (foolbox's `max_directions`:
+    /// 25); the attack's cost is proportional to iterations × directions.
+    #[arg(long, default_value_t = BoundaryConfig::default().candidates)]
+    boundary_candidates: usize,
     /// Budgets ([0, 255] pixel scale) at which the table reports robust accuracy
     /// (default: 1,2,4,8,16,32 for L∞; 50,100,200,400,800 for L2).
     #[arg(long, value_delimiter = ',')]
@@ -497,6 +501,7 @@ fn boundary_all(
     let all = attack_each_variant(args, variants, x, labels, |target, seed, xb, yb| {
         let cfg = BoundaryConfig {
             max_iterations: args.boundary_iterations,
+            candidates: args.boundary_candidates,
             seed,
             ..BoundaryConfig::default()
         };

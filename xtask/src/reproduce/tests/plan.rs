@@ -326,3 +326,37 @@ fn list_names_every_target_and_the_converged_epochs() {
     );
     assert!(text.contains("baseline-converged (~18 min)"), "{text}");
 }
+
+/// The literal flags of a planned job, space-joined.
+fn literal_args(plan: &Plan, target: &str, key: &str) -> String {
+    let j = plan
+        .jobs
+        .iter()
+        .find(|j| j.job.key == key && plan.job_dirs.keys().any(|(t, k)| *t == target && k == key))
+        .unwrap_or_else(|| panic!("{target} plans no job `{key}`"));
+    j.job
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            crate::reproduce::plan::Arg::Lit(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Fig 14's gradient-free attacks run on the preset's smaller input count with its boundary
+/// budget, while its PGD comparison is Fig 5's own job (the whole N).
+#[test]
+fn fig14_runs_the_gradient_free_attacks_on_fewer_inputs_than_pgd() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = build(dir.path(), vec![by("fig14")], false, &[]);
+    let boundary = literal_args(&plan, "fig14", "boundary");
+    assert!(
+        boundary.contains("--n 16 ")
+            && boundary.contains("--boundary-iterations 200 --boundary-candidates 10"),
+        "{boundary}"
+    );
+    assert!(literal_args(&plan, "fig14", "pointwise").contains("--n 16 "));
+    assert!(literal_args(&plan, "fig14", "pgd-l2").contains("--n 32 "));
+}
