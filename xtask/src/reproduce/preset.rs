@@ -153,8 +153,8 @@ pub fn cpu() -> Preset {
             refine_steps: &[0, 1, 10],
             // Measured (N = 2, 100 iterations, 25 directions): one boundary iteration of
             // baseline + JEM-0/1/10 costs about 0.8 s per input here, so foolbox's 5000 x 25 on
-            // 32 inputs would take days; 16 inputs x 200 iterations x 10 directions is about
-            // 16 minutes. The curve is then an upper bound of what the full attack would find.
+            // 32 inputs would take days; 16 inputs x 200 iterations x 10 directions took 18
+            // minutes. The curve is then an upper bound of what the full attack would find.
             decision_n: 16,
             boundary_iterations: 200,
             boundary_candidates: 10,
@@ -174,16 +174,16 @@ pub fn cpu() -> Preset {
         est_calibrate: 0.5,
         est_generative: 3.0,
         // Measured on the 2-core machine (2026-12-01; N = 32, 15 units per job of baseline
-        // and JEM-0/1/10): pgd-linf 20 min, pgd-l2 31 min, distal ~5, transfer ~3 (14 units);
-        // boundary and pointwise are guesses.
+        // and JEM-0/1/10): pgd-linf 20 min, pgd-l2 31 min, distal ~5, transfer ~3 (14 units).
         est_attack_unit: &[
             ("pgd-linf", 1.35),
             ("pgd-l2", 2.07),
             ("distal", 0.31),
             ("transfer", 0.2),
-            // From N = 1-2 runs of each attack (see `decision_n`): estimates until fig14 runs.
-            ("boundary", 1.1),
-            ("pointwise", 0.83),
+            // Measured by fig14 (N = 16, 2026-12-01): boundary 18.3 min, pointwise 34 min (its
+            // refinement queries one input at a time).
+            ("boundary", 1.22),
+            ("pointwise", 2.27),
         ],
         models: models::cpu,
     }
