@@ -398,9 +398,14 @@ fn fig14(inputs: &Inputs) -> Result<Assembled> {
     Ok(a)
 }
 
-/// Mean robust accuracy of `m` over its reported budgets, counting only the inputs of `keep`
-/// (`indices` are the report's test indices, in the order of `m.distances`).
-fn mean_robust_on(m: &AttackModel, indices: &[usize], keep: &[usize]) -> Option<f64> {
+/// Mean robust accuracy of `m` over the budgets of `at_budgets`, counting only the inputs of
+/// `keep` (`indices` are the report's test indices, in the order of `m.distances`).
+fn mean_robust_on(
+    m: &AttackModel,
+    indices: &[usize],
+    keep: &[usize],
+    at_budgets: &AttackModel,
+) -> Option<f64> {
     let kept: Vec<Option<f64>> = indices
         .iter()
         .zip(&m.distances)
@@ -415,7 +420,8 @@ fn mean_robust_on(m: &AttackModel, indices: &[usize], keep: &[usize]) -> Option<
         robust as f64 / kept.len() as f64
     };
     claims::mean(
-        &m.robust_accuracy
+        &at_budgets
+            .robust_accuracy
             .iter()
             .map(|p| at(p.eps))
             .collect::<Vec<_>>(),
@@ -450,10 +456,9 @@ fn pgd_beats_boundary(
     let mut values = Vec::new();
     for &k in p.attack.refine_steps {
         let b_model = model(boundary, &jem_k(k), boundary_file)?;
-        let mut g_model = model(pgd, &jem_k(k), pgd_file)?.clone();
-        g_model.robust_accuracy.clone_from(&b_model.robust_accuracy);
-        let b = mean_robust_on(b_model, &boundary.test_indices, &shared);
-        let g = mean_robust_on(&g_model, &pgd.test_indices, &shared);
+        let g_model = model(pgd, &jem_k(k), pgd_file)?;
+        let b = mean_robust_on(b_model, &boundary.test_indices, &shared, b_model);
+        let g = mean_robust_on(g_model, &pgd.test_indices, &shared, b_model);
         values.extend([g, b]);
         match (g, b) {
             (Some(g), Some(b)) => {

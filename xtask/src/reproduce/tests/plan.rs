@@ -327,21 +327,13 @@ fn list_names_every_target_and_the_converged_epochs() {
     assert!(text.contains("baseline-converged (~18 min)"), "{text}");
 }
 
-/// The literal flags of a planned job, space-joined.
-fn literal_args(plan: &Plan, target: &str, key: &str) -> String {
-    let j = plan
-        .jobs
+/// The command line of `target`'s planned job `key`, space-joined.
+fn command_of(plan: &Plan, target: &str, key: &str) -> String {
+    plan.jobs
         .iter()
-        .find(|j| j.job.key == key && plan.job_dirs.keys().any(|(t, k)| *t == target && k == key))
-        .unwrap_or_else(|| panic!("{target} plans no job `{key}`"));
-    j.job
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            crate::reproduce::plan::Arg::Lit(s) => Some(s.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
+        .find(|j| j.job.key == key && j.targets.contains(&target))
+        .unwrap_or_else(|| panic!("{target} plans no job `{key}`"))
+        .argv
         .join(" ")
 }
 
@@ -351,12 +343,12 @@ fn literal_args(plan: &Plan, target: &str, key: &str) -> String {
 fn fig14_runs_the_gradient_free_attacks_on_fewer_inputs_than_pgd() {
     let dir = tempfile::tempdir().unwrap();
     let plan = build(dir.path(), vec![by("fig14")], false, &[]);
-    let boundary = literal_args(&plan, "fig14", "boundary");
+    let boundary = command_of(&plan, "fig14", "boundary");
     assert!(
         boundary.contains("--n 16 ")
             && boundary.contains("--boundary-iterations 200 --boundary-candidates 10"),
         "{boundary}"
     );
-    assert!(literal_args(&plan, "fig14", "pointwise").contains("--n 16 "));
-    assert!(literal_args(&plan, "fig14", "pgd-l2").contains("--n 32 "));
+    assert!(command_of(&plan, "fig14", "pointwise").contains("--n 16 "));
+    assert!(command_of(&plan, "fig14", "pgd-l2").contains("--n 32 "));
 }
