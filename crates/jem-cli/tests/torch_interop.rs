@@ -291,6 +291,12 @@ fn import_errors_name_the_file_and_the_offending_keys() {
 
 /// A Python that imports torch, and whether `safe_open` is required of it; `None` (after
 /// printing why) when there is none.
+///
+/// Only `JEM_TORCH_PYTHON` makes torch itself required. The pinned safetensors of `cargo xtask
+/// test` (`JEM_SAFETENSORS_PYTHONPATH`) makes `safe_open` required *of a Python that has
+/// torch*; it must not skip the `import torch` probe, or a machine without torch's Python
+/// runtime (a fresh one, where `cargo xtask bench` never ran) fails the check instead of
+/// skipping it.
 fn torch_python() -> Option<(Command, bool)> {
     // Straight to the process's stderr: the test harness captures println!.
     let skip = |why: String| {
@@ -303,7 +309,7 @@ fn torch_python() -> Option<(Command, bool)> {
     let explicit = std::env::var("JEM_TORCH_PYTHON")
         .ok()
         .filter(|p| !p.is_empty());
-    let required = explicit.is_some();
+    let torch_required = explicit.is_some();
     let (python, python_path) = match explicit {
         Some(python) => (python, std::env::var("JEM_TORCH_PYTHONPATH").ok()),
         None => {
@@ -334,7 +340,7 @@ fn torch_python() -> Option<(Command, bool)> {
         (Some(torch), Some(st)) => Some(format!("{torch}:{st}")),
         (torch, st) => torch.or(st.clone()),
     };
-    let required = required || safetensors.is_some();
+    let safe_open_required = safetensors.is_some();
     let command = || {
         let mut cmd = Command::new(&python);
         if let Some(path) = &python_path {
@@ -346,7 +352,7 @@ fn torch_python() -> Option<(Command, bool)> {
         cmd.env("PYTHONWARNINGS", "ignore");
         cmd
     };
-    if !required {
+    if !torch_required {
         let probe = command().args(["-c", "import torch"]).output();
         match probe {
             Ok(out) if out.status.success() => {}
@@ -363,7 +369,7 @@ fn torch_python() -> Option<(Command, bool)> {
             Err(e) => return skip(format!("cannot start {python}: {e}")),
         }
     }
-    Some((command(), required))
+    Some((command(), safe_open_required))
 }
 
 /// Deterministic inputs `[n, 1, 28, 28]` in [-0.9, 0.9].
@@ -459,13 +465,13 @@ fn refuses(mut python: Command, script: &Path, ckpt: &Path, wrong: &Path) {
 
 #[test]
 fn a_jem_checkpoint_opens_in_pytorch_with_the_reference_names() {
-    let Some((python, required)) = torch_python() else {
+    let Some((python, safe_open_required)) = torch_python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let (ckpt, expected, wrong) = checkpoint_and_logits(dir.path());
     let script = python_script("check_jem_checkpoint.py");
-    let extra: &[&str] = if required {
+    let extra: &[&str] = if safe_open_required {
         &["--require-safetensors"]
     } else {
         &[]
