@@ -5,6 +5,7 @@ pub mod curve;
 pub mod decision;
 pub mod distal;
 pub mod error;
+mod lockstep;
 pub mod norm;
 pub mod pgd;
 pub mod pointwise;

@@ -14,6 +14,15 @@
 //! foolbox's restarts cost quadratically many queries), and resets are queried speculatively in
 //! batches, the first success in order winning, so the outcome is the one a sequential query of
 //! the same order gives. The refinement phase has a cap on its passes.
+//!
+//! Inputs are attacked in lockstep, [`PointwiseConfig::parallel_inputs`] at a time (the crate's
+//! `lockstep` module): each input's attack runs foolbox's sequential algorithm on a thread of its
+//! own, and every round the queries of all of them are classified together, in input order, in
+//! calls of at most [`PointwiseConfig::batch_size`] candidates. The refinement phase asks one
+//! candidate at a time, so one input alone would pay a whole classifier call (for JEM-k: `k` SGLD
+//! steps on the EOT chains) per candidate. For a deterministic classifier every outcome is the one
+//! the inputs get attacked one at a time (up to round-off); a randomised one draws from one stream
+//! per group of inputs, seeded as the group's first input's.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -22,6 +31,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::decision::{check_batch, decision_outcome, predict_labels, to_f32_vec, DecisionReport};
 use crate::error::{AttackError, Result};
+use crate::lockstep::in_lockstep;
 use crate::norm::{BOX_MAX, BOX_MIN};
 use crate::rng::sample_rng;
 use crate::target::AttackTarget;
@@ -44,8 +54,13 @@ pub struct PointwiseConfig {
     /// Most passes of the refinement phase over the changed coordinates (foolbox: unbounded; a
     /// pass that improves nothing ends the phase earlier). 0 skips the refinement.
     pub max_refinement_passes: usize,
-    /// Most inputs per query when trying noise levels or resets speculatively.
+    /// Most candidates per classifier call: the speculative noise levels or resets of one input,
+    /// and the calls that classify the queries of inputs attacked together.
     pub batch_size: usize,
+    /// Inputs attacked together, in lockstep (see the module docs); 1 attacks them one at a
+    /// time.
+    #[serde(default = "default_parallel_inputs")]
+    pub parallel_inputs: usize,
     /// Seed of all the attack's randomness, including the target's when it is randomised.
     pub seed: u64,
 }
@@ -58,9 +73,14 @@ impl Default for PointwiseConfig {
             bisection_steps: 10,
             max_refinement_passes: 20,
             batch_size: 64,
+            parallel_inputs: default_parallel_inputs(),
             seed: 0,
         }
     }
+}
+
+fn default_parallel_inputs() -> usize {
+    32
 }
 
 impl PointwiseConfig {
@@ -71,6 +91,7 @@ impl PointwiseConfig {
             ("salt_pepper_repetitions", self.salt_pepper_repetitions),
             ("bisection_steps", self.bisection_steps),
             ("batch_size", self.batch_size),
+            ("parallel_inputs", self.parallel_inputs),
         ];
         for (field, value) in at_least_one {
             if value == 0 {
@@ -131,31 +152,42 @@ pub fn pointwise_attack<T: AttackTarget + ?Sized>(
 ) -> Result<PointwiseReport> {
     config.check()?;
     let batch = check_batch(target, inputs, labels)?;
-    let mut outcomes = Vec::with_capacity(batch.labels.len());
-    for (index, &label) in batch.labels.iter().enumerate() {
-        let sample = inputs.f_get(index as i64)?;
-        let mut oracle = Oracle {
-            target,
-            label,
-            sample_shape: batch.sample_shape.clone(),
-            device: inputs.device(),
-            rng: sample_rng(config.seed, index as u64),
-            queries: 0,
-        };
-        // A separate stream for the attack's own choices, so a randomised target's draws do
-        // not shift them.
-        let mut rng = sample_rng(config.seed ^ 0x706f_696e_7477_6973, index as u64);
-        let outcome = attack_one(&mut oracle, &sample, config, &mut rng)?;
-        tracing::debug!(
-            index,
-            success = outcome.success,
-            l0 = outcome.l0,
-            l2 = outcome.l2_distance,
-            queries = outcome.queries,
-            "pointwise attack finished an input"
-        );
-        outcomes.push(outcome);
-    }
+    let device = inputs.device();
+    let tasks = (0..batch.labels.len())
+        .map(|index| Ok((index, inputs.f_get(index as i64)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let outcomes = in_lockstep(
+        target,
+        config.parallel_inputs,
+        config.batch_size,
+        // A randomised target's stream per group: a group of one draws what its input drew when
+        // inputs were attacked one at a time.
+        |first| sample_rng(config.seed, first as u64),
+        tasks,
+        |stand_in, (index, sample)| {
+            let mut oracle = Oracle {
+                target: stand_in,
+                label: batch.labels[index],
+                sample_shape: batch.sample_shape.clone(),
+                device,
+                rng: sample_rng(config.seed, index as u64),
+                queries: 0,
+            };
+            // A separate stream for the attack's own choices, so a randomised target's draws do
+            // not shift them.
+            let mut rng = sample_rng(config.seed ^ 0x706f_696e_7477_6973, index as u64);
+            let outcome = attack_one(&mut oracle, &sample, config, &mut rng)?;
+            tracing::debug!(
+                index,
+                success = outcome.success,
+                l0 = outcome.l0,
+                l2 = outcome.l2_distance,
+                queries = outcome.queries,
+                "pointwise attack finished an input"
+            );
+            Ok(outcome)
+        },
+    )?;
     Ok(DecisionReport { outcomes })
 }
 

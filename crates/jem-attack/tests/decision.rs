@@ -27,6 +27,20 @@ fn linear(weights: Vec<f32>, bias: Vec<f32>) -> LogitsFn<impl Fn(&Tensor) -> Ten
     )
 }
 
+/// [`linear`] computed row by row (a product and a sum over each row, no matrix product), so a
+/// row's logits are bit for bit the same in a batch of any size.
+fn rowwise_linear(weights: Vec<f32>, bias: Vec<f32>) -> LogitsFn<impl Fn(&Tensor) -> Tensor> {
+    let classes = bias.len() as i64;
+    let w = Tensor::from_slice(&weights).reshape([1, classes, DIMS as i64]);
+    let b = Tensor::from_slice(&bias);
+    LogitsFn::new(
+        move |x: &Tensor| {
+            (x.flatten(1, -1).unsqueeze(1) * &w).sum_dim_intlist(2, false, Kind::Float) + &b
+        },
+        classes,
+    )
+}
+
 /// The binary direction used throughout: all positive, unequal weights.
 fn binary_direction() -> Vec<f32> {
     (0..DIMS).map(|i| 0.5 + (i % 5) as f32 * 0.25).collect()
@@ -380,6 +394,100 @@ fn pointwise_on_three_classes_and_misclassified_inputs() {
     assert_eq!((untouched.l0, untouched.l2_distance), (0, 0.0));
 }
 
+#[test]
+fn pointwise_in_lockstep_finds_what_inputs_attacked_one_at_a_time_find() {
+    // A deterministic classifier answers each candidate the same whichever inputs share its
+    // classifier call, so grouping inputs changes no outcome and no query count, also when the
+    // grouped queries are cut into calls of 3 candidates.
+    let bias = 0.1;
+    let mut weights = vec![0.0; DIMS];
+    weights.extend(binary_direction());
+    let target = rowwise_linear(weights, vec![0.0, bias]);
+    let scores = [-0.3f32, -0.7, -1.2, -0.05, -2.0];
+    let mut originals = binary_originals(bias, &scores);
+    originals.push(vec![0.9f32; DIMS]); // classified 1, labelled 0: already adversarial
+    let inputs = batch(&originals);
+    let labels = Tensor::from_slice(&[0i64, 0, 0, 0, 0, 0]);
+    let run = |parallel_inputs: usize, batch_size: usize| {
+        let config = PointwiseConfig {
+            salt_pepper_repetitions: 2,
+            parallel_inputs,
+            batch_size,
+            seed: 5,
+            ..PointwiseConfig::default()
+        };
+        pointwise_attack(&target, &inputs, &labels, &config).unwrap()
+    };
+    for batch_size in [64, 3] {
+        let alone = run(1, batch_size);
+        assert!(alone.outcomes.iter().all(|o| o.success));
+        assert_eq!(alone.outcomes[5].l0, 0);
+        assert!(alone.outcomes[..5]
+            .iter()
+            .all(|o| o.l0 >= 1 && o.queries > 1));
+        for parallel_inputs in [2, 6, 32] {
+            let together = run(parallel_inputs, batch_size);
+            for (k, (a, b)) in alone.outcomes.iter().zip(&together.outcomes).enumerate() {
+                let case = format!("input {k}, {parallel_inputs} together, calls of {batch_size}");
+                assert_eq!(values(&a.adversarial), values(&b.adversarial), "{case}");
+                assert_eq!((a.l0, a.start_l0), (b.l0, b.start_l0), "{case}");
+                assert_eq!(a.l2_distance, b.l2_distance, "{case}");
+                assert_eq!(a.queries, b.queries, "{case}");
+            }
+        }
+    }
+}
+
+/// A classifier that fails from its `fail_from`-th call on, as a model error mid-attack would.
+struct FailingLinear<F> {
+    inner: LogitsFn<F>,
+    calls: std::cell::Cell<usize>,
+    fail_from: usize,
+}
+
+impl<F: Fn(&Tensor) -> Tensor> AttackTarget for FailingLinear<F> {
+    fn num_classes(&self) -> i64 {
+        self.inner.num_classes()
+    }
+
+    fn log_probs(&self, x: &Tensor, rng: &mut Pcg64) -> jem_attack::Result<Tensor> {
+        let call = self.calls.get() + 1;
+        self.calls.set(call);
+        if call >= self.fail_from {
+            return Err(AttackError::InvalidArgument(format!(
+                "model failed on call {call}"
+            )));
+        }
+        self.inner.log_probs(x, rng)
+    }
+}
+
+#[test]
+fn a_classifier_error_mid_attack_stops_every_input_and_is_returned() {
+    let bias = 0.1;
+    let inputs = batch(&binary_originals(bias, &[-0.3, -0.7, -1.2]));
+    let labels = Tensor::from_slice(&[0i64, 0, 0]);
+    let (pool, pool_labels) = labelled_pool(&binary_classifier(bias), 30, 2);
+    for fail_from in [1, 2, 5] {
+        let target = FailingLinear {
+            inner: binary_classifier(bias),
+            calls: std::cell::Cell::new(0),
+            fail_from,
+        };
+        let error = pointwise_attack(&target, &inputs, &labels, &PointwiseConfig::default())
+            .expect_err("the model's error is the attack's");
+        assert!(error.to_string().contains("model failed"), "{error}");
+        target.calls.set(0);
+        let config = BoundaryConfig {
+            max_iterations: 50,
+            ..BoundaryConfig::default()
+        };
+        let error = boundary_attack(&target, &inputs, &labels, &pool, &pool_labels, &config)
+            .expect_err("the model's error is the attack's");
+        assert!(error.to_string().contains("model failed"), "{error}");
+    }
+}
+
 fn invalid_field(error: AttackError) -> String {
     match error {
         AttackError::InvalidConfig(e) => e.field,
@@ -455,6 +563,13 @@ fn invalid_configs_name_the_field() {
                 ..base.clone()
             },
             "salt_pepper_repetitions",
+        ),
+        (
+            PointwiseConfig {
+                parallel_inputs: 0,
+                ..base.clone()
+            },
+            "parallel_inputs",
         ),
         (
             PointwiseConfig {

@@ -181,9 +181,11 @@ pub fn cpu() -> Preset {
             ("distal", 0.31),
             ("transfer", 0.2),
             // Measured by fig14 (N = 16, 2026-12-01): boundary 18.3 min, pointwise 34 min (its
-            // refinement queries one input at a time).
+            // refinement then queried one input at a time). Pointwise now attacks the inputs in
+            // lockstep: 0.58x the time, side by side (2026-12-07, JEM-1, 8 inputs, 2 rounds ABAB:
+            // 659/639 s one at a time against 396/351 s), so about 20 min.
             ("boundary", 1.22),
-            ("pointwise", 2.27),
+            ("pointwise", 1.31),
         ],
         models: models::cpu,
     }
