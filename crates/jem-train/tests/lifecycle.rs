@@ -202,3 +202,44 @@ fn without_a_validation_split_the_last_checkpoint_is_evaluated_and_named() {
     // Better than chance (4 classes): the number is a trained model's, not NaN logits'.
     assert!(acc > 0.5, "{acc}");
 }
+
+/// Asks the run to stop once `at` iterations are done, as Ctrl-C does.
+struct StopAt {
+    at: u64,
+    done: u64,
+}
+
+impl jem_train::TrainObserver for StopAt {
+    fn on_iteration(&mut self, iteration: u64) {
+        self.done = iteration;
+    }
+    fn should_stop(&mut self) -> bool {
+        self.done >= self.at
+    }
+}
+
+/// A run stopped cleanly before its first iteration, after one, or after a few, then resumed,
+/// ends with the same tensors (weights, optimiser, replay buffer) as the run that went through.
+#[test]
+fn a_run_stopped_at_any_iteration_and_resumed_is_the_uninterrupted_run() {
+    tch::set_num_threads(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("data");
+    write_idx(&idx, &data());
+    let mut cfg = tiny_idx_config(Mode::Jem, &idx);
+    cfg.train.epochs = 2;
+    let whole = tmp.path().join("whole");
+    train(cfg.clone(), &whole, Device::Cpu, &mut NoopObserver).unwrap();
+    let ta = checkpoint_tensors(&whole.join(files::LAST));
+    for at in [0u64, 1, 3] {
+        let dir = tmp.path().join(format!("stop{at}"));
+        let b = train(cfg.clone(), &dir, Device::Cpu, &mut StopAt { at, done: 0 }).unwrap();
+        assert_eq!((b.iterations, b.stop_reason), (at, StopReason::Stopped));
+        jem_train::resume(&dir, Device::Cpu, &mut NoopObserver).unwrap();
+        let tb = checkpoint_tensors(&dir.join(files::LAST));
+        assert_eq!(ta.len(), tb.len());
+        for ((na, _, da), (_, _, db)) in ta.iter().zip(&tb) {
+            assert!(da == db, "stopped at {at}: tensor `{na}` differs");
+        }
+    }
+}
