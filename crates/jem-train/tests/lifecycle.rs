@@ -57,6 +57,28 @@ fn train_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A tiny JEM of 2 epochs (24 iterations) on IDX files under `tmp`, trained through into
+/// `tmp/whole`: its config, directory and summary.
+fn two_epoch_jem_run(
+    tmp: &Path,
+) -> (
+    jem_train::RunConfig,
+    std::path::PathBuf,
+    jem_train::TrainSummary,
+) {
+    let idx = tmp.join("data");
+    write_idx(&idx, &data());
+    let mut cfg = tiny_idx_config(Mode::Jem, &idx);
+    cfg.train.epochs = 2;
+    let whole = tmp.join("whole");
+    let summary = train(cfg.clone(), &whole, Device::Cpu, &mut NoopObserver).unwrap();
+    assert_eq!(
+        (summary.iterations, summary.stop_reason),
+        (24, StopReason::Completed)
+    );
+    (cfg, whole, summary)
+}
+
 /// A run stopped by its time budget (`train.max_minutes` of 60 µs: at its first check) and
 /// given `extra_minutes` on resume trains the same weights, optimiser state and replay buffer
 /// as the run that went through, and logs the same training diagnostics. (The stopped run was
@@ -65,14 +87,7 @@ fn train_lines(path: &Path) -> Vec<serde_json::Value> {
 fn a_run_stopped_by_its_time_budget_and_given_extra_minutes_trains_the_same_model() {
     tch::set_num_threads(1);
     let tmp = tempfile::tempdir().unwrap();
-    let idx = tmp.path().join("data");
-    write_idx(&idx, &data());
-    let mut cfg = tiny_idx_config(Mode::Jem, &idx);
-    cfg.train.epochs = 2;
-
-    let whole = tmp.path().join("whole");
-    let a = train(cfg.clone(), &whole, Device::Cpu, &mut NoopObserver).unwrap();
-    assert_eq!((a.iterations, a.stop_reason), (24, StopReason::Completed));
+    let (mut cfg, whole, a) = two_epoch_jem_run(tmp.path());
 
     let extended = tmp.path().join("extended");
     cfg.train.max_minutes = Some(1e-6);
@@ -224,12 +239,7 @@ impl jem_train::TrainObserver for StopAt {
 fn a_run_stopped_at_any_iteration_and_resumed_is_the_uninterrupted_run() {
     tch::set_num_threads(1);
     let tmp = tempfile::tempdir().unwrap();
-    let idx = tmp.path().join("data");
-    write_idx(&idx, &data());
-    let mut cfg = tiny_idx_config(Mode::Jem, &idx);
-    cfg.train.epochs = 2;
-    let whole = tmp.path().join("whole");
-    train(cfg.clone(), &whole, Device::Cpu, &mut NoopObserver).unwrap();
+    let (cfg, whole, _) = two_epoch_jem_run(tmp.path());
     let ta = checkpoint_tensors(&whole.join(files::LAST));
     for at in [0u64, 1, 3] {
         let dir = tmp.path().join(format!("stop{at}"));
