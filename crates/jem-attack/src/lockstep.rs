@@ -132,16 +132,15 @@ where
     std::thread::scope(|scope| -> Result<()> {
         let (requests, inbox) = mpsc::channel::<Message<R>>();
         for (slot, task) in tasks.into_iter().enumerate() {
-            let requests = requests.clone();
+            let stand_in = LockstepTarget {
+                slot,
+                num_classes,
+                requests: requests.clone(),
+            };
             scope.spawn(move || {
-                let stand_in = LockstepTarget {
-                    slot,
-                    num_classes,
-                    requests: requests.clone(),
-                };
                 let result = attack(&stand_in, task);
                 // A closed inbox: the classifying thread already stopped on an error.
-                let _ = requests.send(Message::Done { slot, result });
+                let _ = stand_in.requests.send(Message::Done { slot, result });
             });
         }
         drop(requests);

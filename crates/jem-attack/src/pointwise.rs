@@ -197,6 +197,8 @@ struct Oracle<'a, T: ?Sized> {
     label: i64,
     sample_shape: Vec<i64>,
     device: Device,
+    /// Handed to the target with each query, as the trait asks; the lockstep stand-in ignores it
+    /// (a randomised target draws from its group's stream on the classifying thread).
     rng: Pcg64,
     queries: usize,
 }
