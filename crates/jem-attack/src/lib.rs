@@ -27,7 +27,10 @@ pub use pgd::{pgd, pgd_single_restart, pgd_with_eps, PgdConfig, PgdOutcome};
 pub use pointwise::{pointwise_attack, PointwiseConfig, PointwiseOutcome, PointwiseReport};
 pub use refined::{RefinedClassifier, DEFAULT_CHAINS, DEFAULT_EOT_NOISE};
 pub use rng::restart_rng;
-pub use search::{minimal_eps, SearchConfig, SearchOutcome, FOOLBOX_BISECTION_STEPS};
+pub use search::{
+    box_relative_eps, minimal_eps, SearchConfig, SearchOutcome, FOOLBOX_BISECTION_STEPS,
+    FOOLBOX_INITIAL_EPSILON,
+};
 pub use subset::random_subset;
 pub use target::{check_batch, check_labels, AttackTarget, LogitsFn};
 pub use transfer::{transfer, TransferOutcome};

@@ -1,10 +1,16 @@
 //! The minimal ε per input, found with PGD as the oracle, as foolbox 2.4's binary search does:
-//! grow ε geometrically (×1.5) from an initial value until PGD succeeds, then bisect between the
-//! last failure and the first success.
+//! try foolbox's ε = 0.3 (a fraction of the box's side, see [`box_relative_eps`]); while PGD
+//! fails, grow ε geometrically (×1.5); then bisect 20 times between the last failure (0 when
+//! the first ε succeeded) and the first success.
 //!
 //! Two improvements over foolbox: bisection starts from the last failed ε rather than 0 (the
 //! exponential phase already showed smaller ε fail), and every input of a batch runs its own
 //! search, batched into one PGD call per round over the inputs still searching.
+//!
+//! Why the start matters: a round at an ε that fails runs every PGD step of every restart, a round
+//! that succeeds usually stops after a few (with [`PgdConfig::stop_early`]). Starting far below
+//! the answer (one pixel level, the default until 2026-12-07) adds 8-14 failing rounds per input
+//! before the 20 bisection steps; from foolbox's large start the first round succeeds at once.
 //!
 //! The reported minimal ε is the distance of the closest adversarial any PGD run found (a
 //! certificate: that adversarial exists), which is at most the smallest successful PGD radius.
@@ -22,16 +28,40 @@ use crate::target::{check_batch, AttackTarget};
 /// Bisection steps of foolbox 2.4's binary search on ε.
 pub const FOOLBOX_BISECTION_STEPS: usize = 20;
 
-/// Settings of the ε search. `Default`: the paper's PGD, start at one pixel level, grow ×1.5 up
-/// to the box's diameter, then 20 bisection steps, as foolbox 2.4 (the version JEM used), with
-/// no early stop on the bracket's width.
+/// foolbox 2.4's default `epsilon` of its gradient attacks, where the binary search starts: a
+/// fraction of the box's side (see [`box_relative_eps`]).
+pub const FOOLBOX_INITIAL_EPSILON: f64 = 0.3;
+
+/// ε in internal units of foolbox 2.4's box-relative `epsilon` for inputs with `dim`
+/// coordinates: under L∞ `fraction · side`; under L2 foolbox measures the root-mean-square
+/// perturbation ("to make range of epsilons comparable to Linf"), so `fraction · side · √dim`.
+///
+/// # Examples
+/// ```
+/// use jem_attack::{box_relative_eps, Norm};
+/// // The [-1, 1] box has side 2.
+/// assert_eq!(box_relative_eps(Norm::Linf, 784, 0.3), 0.6);
+/// assert!((box_relative_eps(Norm::L2, 784, 0.3) - 0.6 * 28.0).abs() < 1e-12);
+/// ```
+pub fn box_relative_eps(norm: Norm, dim: usize, fraction: f64) -> f64 {
+    let side = BOX_MAX - BOX_MIN;
+    match norm {
+        Norm::Linf => fraction * side,
+        Norm::L2 => fraction * side * (dim as f64).sqrt(),
+    }
+}
+
+/// Settings of the ε search. `Default`: the paper's PGD, start at foolbox's ε = 0.3 of the box,
+/// grow ×1.5 up to the box's diameter while PGD fails, then 20 bisection steps, as foolbox 2.4
+/// (the version JEM used), with no early stop on the bracket's width.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SearchConfig {
     /// The oracle (its `eps` is ignored; its seed seeds the whole search).
     pub pgd: PgdConfig,
-    /// First ε tried, internal units.
-    pub initial_eps: f64,
+    /// First ε tried, internal units; `None` (the default) is foolbox 2.4's:
+    /// [`box_relative_eps`] of [`FOOLBOX_INITIAL_EPSILON`], capped at the largest ε.
+    pub initial_eps: Option<f64>,
     /// Factor by which ε grows while PGD fails (foolbox: 1.5).
     pub growth: f64,
     /// Largest ε tried, internal units; `None` is the diameter of the [-1, 1] box under the norm
@@ -48,7 +78,7 @@ impl Default for SearchConfig {
     fn default() -> Self {
         Self {
             pgd: PgdConfig::default(),
-            initial_eps: 1.0 / PIXEL_SCALE,
+            initial_eps: None,
             growth: 1.5,
             max_eps: None,
             bisection_steps: FOOLBOX_BISECTION_STEPS,
@@ -64,20 +94,22 @@ impl SearchConfig {
     /// Validates every field (the oracle's too), naming the first one out of range.
     pub fn check(&self) -> Result<()> {
         self.pgd.check()?;
-        if !(self.initial_eps.is_finite() && self.initial_eps > 0.0) {
-            return Err(invalid(
-                CONFIG,
-                "initial_eps",
-                self.initial_eps,
-                "finite and > 0",
-            ));
+        if let Some(e) = self.initial_eps {
+            if !(e.is_finite() && e > 0.0) {
+                return Err(invalid(CONFIG, "initial_eps", e, "finite and > 0"));
+            }
         }
         if !(self.growth.is_finite() && self.growth > 1.0) {
             return Err(invalid(CONFIG, "growth", self.growth, "finite and > 1"));
         }
         if let Some(m) = self.max_eps {
-            if !(m.is_finite() && m >= self.initial_eps) {
-                return Err(invalid(CONFIG, "max_eps", m, "finite and >= initial_eps"));
+            if !(m.is_finite() && m >= self.initial_eps.unwrap_or(0.0) && m > 0.0) {
+                return Err(invalid(
+                    CONFIG,
+                    "max_eps",
+                    m,
+                    "finite, > 0 and >= initial_eps",
+                ));
             }
         }
         if !(self.relative_tolerance.is_finite() && self.relative_tolerance >= 0.0) {
@@ -93,12 +125,14 @@ impl SearchConfig {
 
     /// The largest ε tried for inputs with `dim` coordinates each.
     pub fn max_eps_for(&self, dim: usize) -> f64 {
-        self.max_eps.unwrap_or_else(|| {
-            let side = BOX_MAX - BOX_MIN;
-            match self.pgd.norm {
-                Norm::Linf => side,
-                Norm::L2 => side * (dim as f64).sqrt(),
-            }
+        self.max_eps
+            .unwrap_or_else(|| box_relative_eps(self.pgd.norm, dim, 1.0))
+    }
+
+    /// The first ε tried for inputs with `dim` coordinates each.
+    pub fn initial_eps_for(&self, dim: usize) -> f64 {
+        self.initial_eps.unwrap_or_else(|| {
+            box_relative_eps(self.pgd.norm, dim, FOOLBOX_INITIAL_EPSILON).min(self.max_eps_for(dim))
         })
     }
 }
@@ -170,14 +204,15 @@ pub fn minimal_eps(
     let x = x.detach();
     let labels = labels.f_to_kind(Kind::Int64)?.f_to_device(x.device())?;
     let dim = x.size()[1..].iter().product::<i64>().max(0) as usize;
-    let max_eps = cfg.max_eps_for(dim).max(cfg.initial_eps);
+    let initial_eps = cfg.initial_eps_for(dim);
+    let max_eps = cfg.max_eps_for(dim).max(initial_eps);
 
     let mut min_eps = vec![f64::INFINITY; n];
     let mut radii = vec![f64::INFINITY; n];
     let mut adversarials = x.copy();
     let mut phases = vec![
         Phase::Grow {
-            eps: cfg.initial_eps,
+            eps: initial_eps,
             last_failure: 0.0,
         };
         n

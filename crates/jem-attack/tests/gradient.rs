@@ -9,7 +9,7 @@ use jem_attack::{
     accuracy_at, distal_adversarials, eps_grid, minimal_eps, pgd, pgd_single_restart,
     random_subset, transfer, AttackError, AttackTarget, CurvePoint, DistalConfig, LogitsFn, Norm,
     PgdConfig, RefinedClassifier, RobustnessCurve, SearchConfig, DEFAULT_EOT_NOISE,
-    FOOLBOX_BISECTION_STEPS,
+    FOOLBOX_BISECTION_STEPS, FOOLBOX_INITIAL_EPSILON,
 };
 use jem_model::JointEnergyModel;
 use jem_sampler::SgldConfig;
@@ -117,7 +117,7 @@ fn search_config(norm: Norm) -> SearchConfig {
             seed: 3,
             ..PgdConfig::default()
         },
-        initial_eps: 0.02,
+        initial_eps: Some(0.02),
         bisection_steps: 25,
         relative_tolerance: 1e-3,
         ..SearchConfig::default()
@@ -207,6 +207,61 @@ fn the_search_bisects_twenty_times_as_foolbox_2_4() {
 }
 
 #[test]
+fn by_default_the_search_starts_at_foolbox_epsilon_and_bisects_from_zero() {
+    single_thread();
+    assert_eq!(FOOLBOX_INITIAL_EPSILON, 0.3);
+    let model = BinaryLinear::new();
+    let x = uniform(&[3, 2, 2, 2], -0.3, 0.3, 1);
+    let scores = model.scores(&x);
+    let y = Tensor::from_slice(
+        &scores
+            .iter()
+            .map(|&s| i64::from(s > 0.0))
+            .collect::<Vec<_>>(),
+    );
+    let target = model.target();
+    for norm in [Norm::Linf, Norm::L2] {
+        let cfg = SearchConfig {
+            initial_eps: None,
+            bisection_steps: FOOLBOX_BISECTION_STEPS,
+            relative_tolerance: 0.0,
+            ..search_config(norm)
+        };
+        // foolbox 2.4's start: 0.3 of the box's side (2), under L2 per root-mean-square
+        // coordinate (8 coordinates here).
+        let start = match norm {
+            Norm::Linf => 0.6,
+            Norm::L2 => 0.6 * 8f64.sqrt(),
+        };
+        assert_relative_eq!(cfg.initial_eps_for(8), start, max_relative = 1e-12);
+        for i in 0..3 {
+            let margin = scores[i].abs() / model.dual_norm(norm);
+            assert!(
+                margin < start,
+                "{norm}: the test needs inputs broken at the start"
+            );
+        }
+        let found = minimal_eps(&target, &x, &y, &cfg).unwrap();
+        // Every input succeeds at the start, then bisects [0, start] 20 times: 21 rounds, as
+        // foolbox 2.4, and no growth phase.
+        assert_eq!(found.rounds, 1 + FOOLBOX_BISECTION_STEPS, "{norm}");
+        for i in 0..3 {
+            let margin = scores[i].abs() / model.dual_norm(norm);
+            assert!(found.radii[i] >= margin * (1.0 - 1e-5), "{norm}: input {i}");
+            assert!(found.radii[i] <= margin * 1.01, "{norm}: input {i}");
+            assert!(found.min_eps[i] <= found.radii[i] + 1e-6);
+        }
+    }
+    // A cap below the start moves the start down to it.
+    let capped = SearchConfig {
+        initial_eps: None,
+        max_eps: Some(0.1),
+        ..search_config(Norm::Linf)
+    };
+    assert_eq!(capped.initial_eps_for(8), 0.1);
+}
+
+#[test]
 fn search_reports_infinity_when_nothing_breaks_the_input() {
     single_thread();
     let model = BinaryLinear::new();
@@ -218,7 +273,7 @@ fn search_reports_infinity_when_nothing_breaks_the_input() {
         .collect();
     let mut cfg = search_config(Norm::Linf);
     cfg.max_eps = Some(1e-3);
-    cfg.initial_eps = 1e-4;
+    cfg.initial_eps = Some(1e-4);
     let found = minimal_eps(&model.target(), &x, &Tensor::from_slice(&labels), &cfg).unwrap();
     assert!(found.min_eps.iter().all(|e| e.is_infinite()));
     assert!(found.found.iter().all(|f| !f));

@@ -150,6 +150,8 @@ fn attack_writes_monotone_curves_tables_and_plots_deterministically() {
         r["refinement"],
         serde_json::json!({"step_size": 0.5, "noise": 0.0, "clamp": [-1.0, 1.0], "eot_noise": 0.0})
     );
+    // The ε search starts at foolbox 2.4's ε = 0.3 unless told otherwise.
+    assert_eq!(r["pgd"]["initial_eps_fraction"], serde_json::json!(0.3));
 
     // Distal adversarials: one grid row per class.
     let distal = dir.path().join("distal");
@@ -201,6 +203,7 @@ fn attack_rejects_bad_input_with_a_clear_message() {
         ("--refine-clamp", "1,-1", "1,-1"),
         ("--eot-noise", "-0.5", "--eot-noise"),
         ("--refine-step-size", "0", "step_size"),
+        ("--initial-eps-fraction", "0", "--initial-eps-fraction"),
     ] {
         let out = jem(&[
             "attack",

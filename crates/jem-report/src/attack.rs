@@ -46,7 +46,7 @@ pub struct RobustPoint {
 }
 
 /// PGD settings of the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PgdSettings {
     /// Iterations per restart.
     pub iterations: usize,
@@ -54,6 +54,10 @@ pub struct PgdSettings {
     pub restarts: usize,
     /// Bisection steps of the minimal-ε search (foolbox 2.4: 20).
     pub bisection_steps: usize,
+    /// Where the minimal-ε search starts, as foolbox 2.4's box-relative `epsilon` (foolbox:
+    /// 0.3); `None` in reports written before 2026-12-07, whose search started at one pixel level.
+    #[serde(default)]
+    pub initial_eps_fraction: Option<f64>,
 }
 
 /// The SGLD refinement of the JEM-k classifiers (the attack's own settings, never the

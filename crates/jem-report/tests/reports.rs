@@ -350,6 +350,7 @@ fn attack_reports_round_trip_and_look_up() {
             iterations: 40,
             restarts: 20,
             bisection_steps: 20,
+            initial_eps_fraction: Some(0.3),
         },
         refinement: RefinementSettings {
             step_size: 1.0,
@@ -467,4 +468,13 @@ fn judge_report_round_trips_and_looks_up_sets() {
         0.85
     );
     assert!(report.agreement_of("samples").is_none());
+}
+
+#[test]
+fn pgd_settings_of_reports_before_the_foolbox_start_read_as_unknown() {
+    let old: PgdSettings =
+        serde_json::from_str(r#"{"iterations": 10, "restarts": 2, "bisection_steps": 20}"#)
+            .unwrap();
+    assert_eq!(old.initial_eps_fraction, None);
+    assert_eq!(old.bisection_steps, 20);
 }

@@ -229,6 +229,7 @@ pub fn attack(name: &str, models: Vec<AttackModel>) -> AttackReport {
             iterations: 10,
             restarts: 2,
             bisection_steps: 20,
+            initial_eps_fraction: Some(0.3),
         },
         refinement: jem_report::RefinementSettings {
             step_size: 1.0,

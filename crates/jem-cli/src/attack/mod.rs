@@ -14,8 +14,8 @@ use crate::evaluate::{load, out_dir, test_set, Loaded};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use jem_attack::{
-    boundary_attack, minimal_eps, pointwise_attack, random_subset, transfer, AttackTarget,
-    BoundaryConfig, Norm, PgdConfig, PointwiseConfig, SearchConfig, PIXEL_SCALE,
+    boundary_attack, box_relative_eps, minimal_eps, pointwise_attack, random_subset, transfer,
+    AttackTarget, BoundaryConfig, Norm, PgdConfig, PointwiseConfig, SearchConfig, PIXEL_SCALE,
 };
 use jem_data::preprocess::to_model_range;
 use jem_sampler::Pcg64;
@@ -140,6 +140,10 @@ pub struct AttackArgs {
     /// Bisection steps of the minimal-ε search (foolbox 2.4, which the paper used: 20).
     #[arg(long, default_value_t = jem_attack::FOOLBOX_BISECTION_STEPS)]
     bisection_steps: usize,
+    /// First ε of the minimal-ε search as foolbox 2.4's `epsilon`: a fraction of the box's side
+    /// (under L2, of the root-mean-square perturbation). foolbox 2.4, which the paper used: 0.3.
+    #[arg(long, default_value_t = jem_attack::FOOLBOX_INITIAL_EPSILON)]
+    initial_eps_fraction: f64,
     /// Boundary-attack iterations.
     #[arg(long, default_value_t = 5000)]
     boundary_iterations: usize,
@@ -233,6 +237,10 @@ pub fn run(args: &AttackArgs, device: Device) -> Result<()> {
     }
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
+    }
+    let f = args.initial_eps_fraction;
+    if !(f.is_finite() && f > 0.0) {
+        bail!("--initial-eps-fraction must be finite and > 0, got {f}");
     }
     refinement::refinement_sgld(args)
         .check()
@@ -329,7 +337,9 @@ fn clean_inputs(data: &jem_data::Dataset, device: Device) -> Result<(Tensor, Ten
     Ok((x, labels))
 }
 
-fn search_config(args: &AttackArgs, norm: Norm) -> SearchConfig {
+/// The minimal-ε search of `args` for inputs of `dim` coordinates each.
+fn search_config(args: &AttackArgs, norm: Norm, dim: usize) -> SearchConfig {
+    let f = args.initial_eps_fraction;
     SearchConfig {
         pgd: PgdConfig {
             norm,
@@ -338,10 +348,16 @@ fn search_config(args: &AttackArgs, norm: Norm) -> SearchConfig {
             seed: args.seed,
             ..PgdConfig::default()
         },
+        initial_eps: Some(box_relative_eps(norm, dim, f)),
         max_eps: args.max_eps.map(|e| e / PIXEL_SCALE),
         bisection_steps: args.bisection_steps,
         ..SearchConfig::default()
     }
+}
+
+/// Coordinates per input of `x` (`[N, ...]`).
+fn input_dim(x: &Tensor) -> usize {
+    x.size()[1..].iter().product::<i64>().max(0) as usize
 }
 
 /// Batches of at most `size` rows of `x` and `labels`, as (start, x, labels).
@@ -394,7 +410,7 @@ fn pgd_all(
     x: &Tensor,
     labels: &Tensor,
 ) -> Result<Vec<VariantResult>> {
-    let cfg = search_config(args, norm);
+    let cfg = search_config(args, norm, input_dim(x));
     let mut results = Vec::new();
     for v in variants {
         let target = v.target(args)?;
@@ -419,7 +435,7 @@ fn transfer_all(
     let Some(source) = variants.iter().find(|v| v.refine_steps == 0) else {
         bail!("the transfer attack needs a JEM-0 source: include 0 in --refine-steps");
     };
-    let cfg = search_config(args, norm);
+    let cfg = search_config(args, norm, input_dim(x));
     let source_target = source.target(args)?;
     let source_label = format!("{} (source)", source.label);
     let (source_eps, adversarials) =

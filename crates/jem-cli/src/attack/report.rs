@@ -146,6 +146,7 @@ pub(super) fn report_curves(
             iterations: args.iterations,
             restarts: args.restarts,
             bisection_steps: args.bisection_steps,
+            initial_eps_fraction: Some(args.initial_eps_fraction),
         },
         refinement: jem_report::RefinementSettings {
             step_size: args.refine_step_size,

@@ -171,13 +171,35 @@ fn fig14_compares_pgd_with_the_boundary_attack_on_the_inputs_both_attacked() {
 fn fig16_calls_a_small_difference_negligible() {
     for (ten, verdict) in [(0.42, Verdict::Supported), (0.2, Verdict::NotSupported)] {
         let mut f = Fake::new(preset::cpu(), &[1]);
-        for (key, acc) in [("eot5", 0.4), ("eot10", ten)] {
-            let r = pgd("pgd-linf", &[("jem JEM-1", 1, [acc; 3])]);
-            f.job(key, &files::attack("pgd-linf"), &r);
+        // The 5-chain job is Fig 5's: JEM-1 beside the baseline and the other JEM-k.
+        let five = pgd(
+            "pgd-linf",
+            &[
+                ("baseline", 0, [0.1; 3]),
+                ("jem JEM-0", 0, [0.9; 3]),
+                ("jem JEM-1", 1, [0.4; 3]),
+                ("jem JEM-10", 10, [0.9; 3]),
+            ],
+        );
+        let ten = pgd("pgd-linf", &[("jem JEM-1", 1, [ten; 3])]);
+        for (key, r) in [("eot5", &five), ("eot10", &ten)] {
+            f.job(key, &files::attack("pgd-linf"), r);
             f.png(key, &files::attack_png("pgd-linf"));
         }
         let a = f.assemble(&attacks::FIG16);
         assert_eq!(a.claims[0].verdict, verdict, "{:?}", a.claims[0]);
+        assert!(
+            a.claims[0].evidence.starts_with("5 chains 40.0%"),
+            "{:?}",
+            a.claims[0]
+        );
+        // Only JEM-1 is part of this figure.
+        assert!(
+            !a.body.contains("baseline") && !a.body.contains("JEM-10"),
+            "{}",
+            a.body
+        );
+        assert_eq!(a.body.matches("| jem JEM-1 |").count(), 2, "{}", a.body);
     }
 }
 

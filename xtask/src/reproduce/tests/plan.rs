@@ -352,3 +352,35 @@ fn fig14_runs_the_gradient_free_attacks_on_fewer_inputs_than_pgd() {
     assert!(command_of(&plan, "fig14", "pointwise").contains("--n 16 "));
     assert!(command_of(&plan, "fig14", "pgd-l2").contains("--n 32 "));
 }
+
+/// Fig 16's 5-chain curve is Fig 5's PGD L∞ job (run once for both); its 10-chain job attacks
+/// JEM-1 alone. Every PGD job starts its ε search at foolbox 2.4's ε = 0.3.
+#[test]
+fn fig16_shares_fig5s_pgd_linf_job_for_its_five_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = build(dir.path(), vec![by("fig5"), by("fig16")], false, &[]);
+    let five = command_of(&plan, "fig16", "pgd-linf");
+    assert_eq!(five, command_of(&plan, "fig5", "pgd-linf"));
+    let shared: Vec<_> = plan
+        .jobs
+        .iter()
+        .filter(|j| j.argv.join(" ") == five)
+        .collect();
+    assert_eq!(shared.len(), 1);
+    assert_eq!(shared[0].targets, vec!["fig5", "fig16"]);
+    let ten = plan
+        .jobs
+        .iter()
+        .find(|j| j.targets == vec!["fig16"])
+        .expect("fig16's 10-chain job")
+        .argv
+        .join(" ");
+    assert!(
+        ten.contains("--eot 10 ") && ten.contains("--refine-steps 1 "),
+        "{ten}"
+    );
+    assert!(!ten.contains("baseline="), "{ten}");
+    for cmd in [&five, &ten] {
+        assert!(cmd.contains("--initial-eps-fraction 0.3"), "{cmd}");
+    }
+}
