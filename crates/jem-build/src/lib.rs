@@ -30,21 +30,37 @@ pub fn link_libtorch() {
         );
         return;
     };
+    for line in link_directives(Path::new(&lib)) {
+        println!("{line}");
+    }
+}
+
+/// The `cargo:` lines of [`link_libtorch`] for the libtorch `lib/` directory `lib`.
+///
+/// A file named in `rerun-if-changed` that does not exist makes cargo rerun the build script on
+/// every build, and so recompile every crate above it (about a minute of release build per
+/// `cargo xtask reproduce`, measured 2026-12-07). The CUDA marker is watched only where it
+/// exists: an install directory never gains or loses it (`cargo xtask setup` writes it before
+/// the install is moved into place, and CUDA and CPU installs live in different directories,
+/// which `DEP_TCH_LIBTORCH_LIB` tells apart).
+pub fn link_directives(lib: &Path) -> Vec<String> {
     // Canonicalise: libtorch's own RPATH is `$ORIGIN/../../nvidia/...`, and
     // `$ORIGIN` is taken from the path the loader used, so it must be the real
     // directory, not a symlink into `target/`.
-    let lib = PathBuf::from(lib);
-    let lib = std::fs::canonicalize(&lib).unwrap_or(lib);
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    let lib = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.to_path_buf());
+    let mut lines = vec![format!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display())];
     if let Some(root) = lib.parent() {
         let marker = root.join(CUDA_MARKER);
-        println!("cargo:rerun-if-changed={}", marker.display());
+        if marker.is_file() {
+            lines.push(format!("cargo:rerun-if-changed={}", marker.display()));
+        }
         if has_cuda(root) {
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-            println!("cargo:rustc-link-arg=-ltorch_cuda");
-            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+            lines.push("cargo:rustc-link-arg=-Wl,--no-as-needed".into());
+            lines.push("cargo:rustc-link-arg=-ltorch_cuda".into());
+            lines.push("cargo:rustc-link-arg=-Wl,--as-needed".into());
         }
     }
+    lines
 }
 
 /// Compiles C++ sources against libtorch's ATen headers into a static library `name` linked into
@@ -83,4 +99,48 @@ pub fn compile_cpp(name: &str, sources: &[&str]) {
 /// True when the libtorch install at `root` was provisioned with CUDA libraries.
 pub fn has_cuda(root: &Path) -> bool {
     root.join(CUDA_MARKER).is_file() && root.join("lib").join("libtorch_cuda.so").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A libtorch-like tree in a fresh temporary directory: `<tmp>/torch/lib`.
+    fn install(name: &str) -> PathBuf {
+        let root = std::env::temp_dir()
+            .join(format!("jem-build-test-{}-{name}", std::process::id()))
+            .join("torch");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("lib")).unwrap();
+        root
+    }
+
+    #[test]
+    fn a_cpu_install_watches_no_missing_file() {
+        let root = install("cpu");
+        let lines = link_directives(&root.join("lib"));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("cargo:rustc-link-arg=-Wl,-rpath,"));
+        assert!(lines[0].ends_with("/torch/lib"), "{lines:?}");
+        // Every file a build script asks cargo to watch must exist, or cargo reruns it always.
+        for line in &lines {
+            if let Some(path) = line.strip_prefix("cargo:rerun-if-changed=") {
+                assert!(Path::new(path).exists(), "{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_cuda_install_watches_its_marker_and_links_torch_cuda() {
+        let root = install("cuda");
+        std::fs::write(root.join(CUDA_MARKER), "cu130\n").unwrap();
+        std::fs::write(root.join("lib").join("libtorch_cuda.so"), b"").unwrap();
+        let lines = link_directives(&root.join("lib"));
+        let marker = std::fs::canonicalize(root.join(CUDA_MARKER)).unwrap();
+        assert!(
+            lines.contains(&format!("cargo:rerun-if-changed={}", marker.display())),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"cargo:rustc-link-arg=-ltorch_cuda".to_string()));
+    }
 }

@@ -176,23 +176,26 @@ pub fn cpu() -> Preset {
         // `jem eval`: 0.8 min each for the JEM and the baseline (2026-12-07, table3).
         est_eval: 1.0,
         est_calibrate: 0.5,
-        est_generative: 3.0,
+        // `jem generative` from the buffer: 0.6 min (2026-12-07, table1).
+        est_generative: 0.7,
         // Measured on the 2-core machine (2026-12-01; N = 32, 15 units per job of baseline
         // and JEM-0/1/10): pgd-linf 20 min, pgd-l2 31 min, distal ~5, transfer ~3 (14 units),
         // with the ε search then starting at one pixel level. From foolbox's ε = 0.3 (2026-12-07,
         // side by side, 8 inputs of baseline + JEM-0/1, two rounds ABAB): L∞ 54 / 58 s against
-        // 31 / 33 s (0.57x), L2 65 / 74 s against 33 / 33 s (0.48x), the same curves.
+        // 31 / 33 s (0.57x), L2 65 / 74 s against 33 / 33 s (0.48x), the same curves; whole
+        // jobs of Fig 5 then took 12.5 (L∞) and 12.8 min (L2), Fig 16's 10 chains 3.3, the
+        // transfer and the distal attacks 0.1 min each.
         est_attack_unit: &[
-            ("pgd-linf", 0.77),
-            ("pgd-l2", 1.0),
-            ("distal", 0.31),
-            ("transfer", 0.12),
-            // Measured by fig14 (N = 16, 2026-12-01): boundary 18.3 min, pointwise 34 min (its
-            // refinement then queried one input at a time). Pointwise now attacks the inputs in
-            // lockstep: 0.58x the time, side by side (2026-12-07, JEM-1, 8 inputs, 2 rounds ABAB:
-            // 659/639 s one at a time against 396/351 s), so about 20 min.
-            ("boundary", 1.22),
-            ("pointwise", 1.31),
+            ("pgd-linf", 0.83),
+            ("pgd-l2", 0.85),
+            ("distal", 0.01),
+            ("transfer", 0.01),
+            // Measured by fig14 (N = 16, 15 units): boundary 18.3 min and pointwise 34 min on
+            // 2026-12-01 (its refinement then queried one input at a time); 15.1 and 32.9 min on
+            // 2026-12-07 with the inputs in lockstep, which was 0.58x the time side by side on
+            // 8 inputs of JEM-1 at one thread but hardly shows on the whole job.
+            ("boundary", 1.01),
+            ("pointwise", 2.19),
         ],
         models: models::cpu,
     }
