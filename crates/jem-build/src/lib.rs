@@ -128,6 +128,7 @@ mod tests {
                 assert!(Path::new(path).exists(), "{path}");
             }
         }
+        std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 
     #[test]
@@ -142,5 +143,6 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines.contains(&"cargo:rustc-link-arg=-ltorch_cuda".to_string()));
+        std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 }
