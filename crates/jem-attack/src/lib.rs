@@ -28,7 +28,7 @@ pub use pointwise::{pointwise_attack, PointwiseConfig, PointwiseOutcome, Pointwi
 pub use refined::{RefinedClassifier, DEFAULT_CHAINS, DEFAULT_EOT_NOISE};
 pub use rng::restart_rng;
 pub use search::{
-    box_relative_eps, minimal_eps, SearchConfig, SearchOutcome, FOOLBOX_BISECTION_STEPS,
+    box_relative_eps, input_dim, minimal_eps, SearchConfig, SearchOutcome, FOOLBOX_BISECTION_STEPS,
     FOOLBOX_INITIAL_EPSILON,
 };
 pub use subset::random_subset;

@@ -51,6 +51,11 @@ pub fn box_relative_eps(norm: Norm, dim: usize, fraction: f64) -> f64 {
     }
 }
 
+/// Coordinates per input of `x` (`[N, ...]`): the `dim` of [`box_relative_eps`].
+pub fn input_dim(x: &Tensor) -> usize {
+    x.size()[1..].iter().product::<i64>().max(0) as usize
+}
+
 /// Settings of the ε search. `Default`: the paper's PGD, start at foolbox's ε = 0.3 of the box,
 /// grow ×1.5 up to the box's diameter while PGD fails, then 20 bisection steps, as foolbox 2.4
 /// (the version JEM used), with no early stop on the bracket's width.
@@ -203,7 +208,7 @@ pub fn minimal_eps(
     let n = check_batch(x, labels, target.num_classes())? as usize;
     let x = x.detach();
     let labels = labels.f_to_kind(Kind::Int64)?.f_to_device(x.device())?;
-    let dim = x.size()[1..].iter().product::<i64>().max(0) as usize;
+    let dim = input_dim(&x);
     let initial_eps = cfg.initial_eps_for(dim);
     let max_eps = cfg.max_eps_for(dim).max(initial_eps);
 

@@ -14,8 +14,9 @@ use crate::evaluate::{load, out_dir, test_set, Loaded};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use jem_attack::{
-    boundary_attack, box_relative_eps, minimal_eps, pointwise_attack, random_subset, transfer,
-    AttackTarget, BoundaryConfig, Norm, PgdConfig, PointwiseConfig, SearchConfig, PIXEL_SCALE,
+    boundary_attack, box_relative_eps, input_dim, minimal_eps, pointwise_attack, random_subset,
+    transfer, AttackTarget, BoundaryConfig, Norm, PgdConfig, PointwiseConfig, SearchConfig,
+    PIXEL_SCALE,
 };
 use jem_data::preprocess::to_model_range;
 use jem_sampler::Pcg64;
@@ -337,10 +338,10 @@ fn clean_inputs(data: &jem_data::Dataset, device: Device) -> Result<(Tensor, Ten
     Ok((x, labels))
 }
 
-/// The minimal-ε search of `args` for inputs of `dim` coordinates each.
+/// The minimal-ε search of `args` for inputs of `dim` coordinates each. Its start is capped at
+/// the largest ε, as the library's default start is, so a small `--max-eps` stays valid.
 fn search_config(args: &AttackArgs, norm: Norm, dim: usize) -> SearchConfig {
-    let f = args.initial_eps_fraction;
-    SearchConfig {
+    let mut cfg = SearchConfig {
         pgd: PgdConfig {
             norm,
             iterations: args.iterations,
@@ -348,16 +349,13 @@ fn search_config(args: &AttackArgs, norm: Norm, dim: usize) -> SearchConfig {
             seed: args.seed,
             ..PgdConfig::default()
         },
-        initial_eps: Some(box_relative_eps(norm, dim, f)),
         max_eps: args.max_eps.map(|e| e / PIXEL_SCALE),
         bisection_steps: args.bisection_steps,
         ..SearchConfig::default()
-    }
-}
-
-/// Coordinates per input of `x` (`[N, ...]`).
-fn input_dim(x: &Tensor) -> usize {
-    x.size()[1..].iter().product::<i64>().max(0) as usize
+    };
+    let start = box_relative_eps(norm, dim, args.initial_eps_fraction);
+    cfg.initial_eps = Some(start.min(cfg.max_eps_for(dim)));
+    cfg
 }
 
 /// Batches of at most `size` rows of `x` and `labels`, as (start, x, labels).
