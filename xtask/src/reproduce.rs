@@ -11,13 +11,14 @@
 
 mod cache;
 mod claims;
-mod exec;
+pub(crate) mod exec;
 mod models;
 mod output;
 mod paper;
 mod plan;
 mod preflight;
 mod preset;
+mod schedule;
 mod stats;
 mod targets;
 #[cfg(test)]
@@ -72,6 +73,12 @@ pub struct ReproduceArgs {
     /// `baseline-converged:train.epochs=40` (repeatable; changes that model's cache hash).
     #[arg(long = "set", value_name = "MODEL:SECTION.KEY=VALUE")]
     pub set: Vec<String>,
+    /// Trainings and commands run at once, the cores shared evenly between them as libtorch
+    /// threads (default: 2 with `--device cpu` on at least 2 cores, else 1; 1 runs them one
+    /// after the other with their own progress bars). Results do not depend on it beyond
+    /// float round-off.
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// A TorchScript Inception network for IS/FID (without one, the classifier's features are
     /// used and every such number is labelled "not Inception"; the paper preset needs one).
     #[arg(long, value_name = "FILE.pt")]
@@ -142,8 +149,21 @@ fn layout(args: &ReproduceArgs) -> Layout {
     }
 }
 
+/// Rough wall minutes of what `plan` still has to do with `jobs` tasks at once.
+fn est_wall_minutes(plan: &Plan, jobs: usize) -> f64 {
+    let runs: Vec<_> = plan.runs.iter().collect();
+    let planned: Vec<_> = plan.jobs.iter().collect();
+    let (_, nodes) = schedule::tasks(&runs, &planned);
+    schedule::simulate(&nodes, jobs)
+}
+
 /// `--list`: every target, what it trains and runs, and roughly how long it takes alone.
-pub fn list(preset: &preset::Preset, layout: &Layout, seeds: &[u64]) -> Result<String> {
+pub fn list(
+    preset: &preset::Preset,
+    layout: &Layout,
+    seeds: &[u64],
+    workers: exec::Workers,
+) -> Result<String> {
     let mut out = format!(
         "Targets of the `{}` preset ({}); times are rough, per target run alone with nothing \
          cached, for {} seed(s). Models are shared: `all` trains each once.\n",
@@ -202,13 +222,21 @@ pub fn list(preset: &preset::Preset, layout: &Layout, seeds: &[u64]) -> Result<S
         },
     )?;
     out.push_str(&format!(
-        "\nall      every target: {} model runs, {} commands, about {:.0} min\n\
+        "\nall      every target: {} model runs, {} commands, about {:.0} min one at a time\n\
          (? = a guess, not measured; command times are rough, from one measured run of each \
-         kind; `--dry-run` shows what is cached.)\n",
+         kind alone on all the cores; `--dry-run` shows what is cached.)\n",
         all.runs.len(),
         all.jobs.len(),
         all.est_minutes()
     ));
+    if workers.jobs > 1 {
+        out.push_str(&format!(
+            "With --jobs {} (the default here), {} at a time: `all` about {:.0} min.\n",
+            workers.jobs,
+            workers.jobs,
+            est_wall_minutes(&all, workers.jobs)
+        ));
+    }
     if preset.name == "cpu" {
         out.push_str(&format!(
             "\nNote: fig4's converged baseline trains for {} epochs, chosen on its test ECE and \
@@ -231,6 +259,7 @@ fn quoted(argv: &[String]) -> String {
 pub fn describe_plan(
     plan: &Plan,
     device: &str,
+    workers: exec::Workers,
     flags: Option<&BTreeMap<&str, Vec<String>>>,
 ) -> String {
     let mut out = format!(
@@ -292,9 +321,18 @@ pub fn describe_plan(
         ),
     }
     out.push_str(&format!(
-        "\nAbout {:.0} min of training and commands (rough).\n",
+        "\nAbout {:.0} min of training and commands one at a time (rough)",
         plan.est_minutes()
     ));
+    if workers.jobs > 1 {
+        out.push_str(&format!(
+            "; about {:.0} min with {} at a time (--jobs), {} libtorch thread(s) each",
+            est_wall_minutes(plan, workers.jobs),
+            workers.jobs,
+            workers.threads.unwrap_or(1)
+        ));
+    }
+    out.push_str(".\n");
     out
 }
 
@@ -332,8 +370,10 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         .as_deref()
         .map(|p| absolute(std::path::Path::new(p)).display().to_string());
     let layout = layout(args);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = exec::Workers::new(args.jobs, &args.device, cores)?;
     if args.list {
-        print!("{}", list(&preset, &layout, &args.seeds)?);
+        print!("{}", list(&preset, &layout, &args.seeds, workers)?);
         return Ok(());
     }
     let name = args
@@ -362,7 +402,10 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         } else {
             None
         };
-        print!("{}", describe_plan(&plan, &args.device, flags.as_ref()));
+        print!(
+            "{}",
+            describe_plan(&plan, &args.device, workers, flags.as_ref())
+        );
         if plan.preset.name == "paper" {
             let missing = preflight::paper_missing(&plan, &layout.root, &args.device);
             if !missing.is_empty() {
@@ -424,7 +467,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 .join("; ")
         );
     }
-    let counts = exec::execute(&plan, &runnable, &jem, &layout.root, &args.device)?;
+    let counts = exec::execute(&plan, &runnable, &jem, &layout.root, &args.device, workers)?;
     let mut verdicts = [0usize; 3];
     for t in &plan.targets {
         if !runnable.contains(t.name) {

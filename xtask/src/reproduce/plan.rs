@@ -170,6 +170,8 @@ pub struct PlannedJob {
     pub argv: Vec<String>,
     /// Whether its report is there and newer than its inputs.
     pub cached: bool,
+    /// Output directories of the earlier jobs whose files it reads.
+    pub after: Vec<PathBuf>,
     /// The targets that use it.
     pub targets: Vec<&'static str>,
 }
@@ -372,6 +374,7 @@ fn resolve_job(
     let mut argv = vec![job.subcommand.to_string()];
     let mut inputs = Vec::new();
     let mut models_ready = true;
+    let mut after = Vec::new();
     for arg in &job.args {
         match arg {
             Arg::Lit(s) => {
@@ -402,6 +405,9 @@ fn resolve_job(
                 identity.push(format!("job:{name}/{file}"));
                 let path = dir.join(file);
                 argv.push(path.display().to_string());
+                if !after.contains(dir) {
+                    after.push(dir.clone());
+                }
                 inputs.push(path);
             }
         }
@@ -419,6 +425,7 @@ fn resolve_job(
         dir,
         argv,
         cached,
+        after,
         targets: vec![target],
     })
 }

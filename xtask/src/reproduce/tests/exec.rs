@@ -38,6 +38,12 @@ case "$sub" in
 esac
 "#;
 
+/// One task at a time, libtorch's own threads: the order of the plan.
+const ONE: exec::Workers = exec::Workers {
+    jobs: 1,
+    threads: None,
+};
+
 fn fake_jem(dir: &Path) -> PathBuf {
     let path = dir.join("jem");
     std::fs::write(&path, FAKE_JEM).unwrap();
@@ -79,7 +85,7 @@ fn trains_then_evaluates_then_reuses_everything() {
     let jem = fake_jem(dir.path());
     let (p, layout) = plan(dir.path());
     let only: BTreeSet<&str> = ["table3"].into();
-    let counts = exec::execute(&p, &only, &jem, &layout.root, "cpu").unwrap();
+    let counts = exec::execute(&p, &only, &jem, &layout.root, "cpu", ONE).unwrap();
     assert_eq!((counts.trained, counts.jobs_run), (2, 2));
     let c = calls(dir.path());
     assert_eq!(c.len(), 4, "{c:?}");
@@ -111,7 +117,7 @@ fn trains_then_evaluates_then_reuses_everything() {
     );
     // A second run finds everything cached and calls jem no more.
     let (p2, _) = plan(dir.path());
-    let counts = exec::execute(&p2, &only, &jem, &layout.root, "cpu").unwrap();
+    let counts = exec::execute(&p2, &only, &jem, &layout.root, "cpu", ONE).unwrap();
     assert_eq!((counts.reused, counts.jobs_cached), (2, 2));
     assert_eq!(calls(dir.path()).len(), 4);
 }
@@ -123,7 +129,7 @@ fn an_interrupted_training_stops_the_run_and_is_resumed_next_time() {
     let (p, layout) = plan(dir.path());
     let only: BTreeSet<&str> = ["table3"].into();
     std::fs::write(dir.path().join("stop"), b"").unwrap();
-    let err = exec::execute(&p, &only, &jem, &layout.root, "cpu")
+    let err = exec::execute(&p, &only, &jem, &layout.root, "cpu", ONE)
         .unwrap_err()
         .to_string();
     assert!(err.contains("stopped before the end"), "{err}");
@@ -135,4 +141,70 @@ fn an_interrupted_training_stops_the_run_and_is_resumed_next_time() {
     let (p, _) = plan(dir.path());
     let jem_run = p.runs.iter().find(|r| r.id.name() == "jem").unwrap();
     assert_eq!(jem_run.status, crate::reproduce::plan::ModelStatus::Resume);
+}
+
+#[test]
+fn two_at_a_time_each_command_after_its_models_with_half_the_cores() {
+    let dir = tempfile::tempdir().unwrap();
+    let jem = fake_jem(dir.path());
+    let (p, layout) = plan(dir.path());
+    let only: BTreeSet<&str> = ["table3"].into();
+    let two = exec::Workers::new(None, "cpu", 2).unwrap();
+    assert_eq!(
+        two,
+        exec::Workers {
+            jobs: 2,
+            threads: Some(1)
+        }
+    );
+    let counts = exec::execute(&p, &only, &jem, &layout.root, "cpu", two).unwrap();
+    assert_eq!((counts.trained, counts.jobs_run), (2, 2));
+    let c = calls(dir.path());
+    assert_eq!(c.len(), 4, "{c:?}");
+    assert!(
+        c.iter().all(|l| l.starts_with("--device cpu --threads 1 ")),
+        "{c:?}"
+    );
+    // Each evaluation comes after the training of the model it reads.
+    for r in &p.runs {
+        let dir = r.dir.display().to_string();
+        let trained = c
+            .iter()
+            .position(|l| l.contains(" train ") && l.contains(&dir))
+            .unwrap_or_else(|| panic!("{} not trained: {c:?}", r.id));
+        let evaluated = c
+            .iter()
+            .position(|l| l.contains(" eval ") && l.contains(&dir))
+            .unwrap_or_else(|| panic!("{} not evaluated: {c:?}", r.id));
+        assert!(trained < evaluated, "{c:?}");
+    }
+    // Each task's output is in a log file.
+    for j in &p.jobs {
+        assert!(j.dir.join("log.txt").is_file(), "{}", j.dir.display());
+    }
+}
+
+#[test]
+fn workers_default_to_two_on_a_multicore_cpu_and_one_elsewhere() {
+    let w = |jobs, device, cores| exec::Workers::new(jobs, device, cores).unwrap();
+    assert_eq!(
+        w(None, "cpu", 16),
+        exec::Workers {
+            jobs: 2,
+            threads: Some(8)
+        }
+    );
+    assert_eq!(w(None, "cpu", 1), ONE);
+    assert_eq!(w(None, "cuda", 16), ONE);
+    assert_eq!(
+        w(Some(4), "cpu", 2),
+        exec::Workers {
+            jobs: 4,
+            threads: Some(1)
+        }
+    );
+    let err = exec::Workers::new(Some(0), "cpu", 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--jobs must be at least 1, got 0"), "{err}");
 }

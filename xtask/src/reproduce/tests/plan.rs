@@ -277,6 +277,7 @@ fn args(dir: &Path, target: &str, preset: &str) -> ReproduceArgs {
         } else {
             Vec::new()
         },
+        jobs: None,
         inception: None,
     }
 }
@@ -312,7 +313,8 @@ fn bad_targets_and_overrides_are_named() {
 #[test]
 fn list_names_every_target_and_the_converged_epochs() {
     let dir = tempfile::tempdir().unwrap();
-    let text = crate::reproduce::list(&preset::cpu(), &layout(dir.path()), &[1]).unwrap();
+    let two = crate::reproduce::exec::Workers::new(None, "cpu", 2).unwrap();
+    let text = crate::reproduce::list(&preset::cpu(), &layout(dir.path()), &[1], two).unwrap();
     for t in &TARGETS {
         assert!(
             text.contains(&format!("\n{:<8} {}", t.name, t.title)),
@@ -325,6 +327,21 @@ fn list_names_every_target_and_the_converged_epochs() {
         "{text}"
     );
     assert!(text.contains("baseline-converged (~18 min)"), "{text}");
+    // Two at a time: less than the sum, more than half of it.
+    let number = |after: &str, before: &str| -> f64 {
+        let start = text
+            .find(after)
+            .unwrap_or_else(|| panic!("{after}: {text}"))
+            + after.len();
+        let end = start + text[start..].find(before).unwrap();
+        text[start..end].trim().parse().unwrap()
+    };
+    let alone = number("commands, about", "min one at a time");
+    let parallel = number("`all` about", "min.");
+    assert!(
+        parallel < alone && parallel > alone / 2.0,
+        "{alone} {parallel}"
+    );
 }
 
 /// The command line of `target`'s planned job `key`, space-joined.

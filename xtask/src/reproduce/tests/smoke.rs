@@ -69,7 +69,8 @@ fn every_target_runs_against_the_real_jem() {
         .map(|t| t.name)
         .filter(|t| !missing.contains_key(t))
         .collect();
-    exec::execute(&plan, &runnable, &jem, &layout.root, "cpu").unwrap();
+    let workers = exec::Workers::new(None, "cpu", 2).unwrap();
+    exec::execute(&plan, &runnable, &jem, &layout.root, "cpu", workers).unwrap();
     for t in &TARGETS {
         if !runnable.contains(t.name) {
             output::write_not_run(
