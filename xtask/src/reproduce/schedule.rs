@@ -14,8 +14,11 @@ use std::collections::BTreeSet;
 /// How much longer a task takes with half the cores (`--threads cores/2` beside another task)
 /// than alone with all of them: measured on the 2-core machine (2026-12-07), a JEM training
 /// iteration of the cpu preset 0.173 s at one thread beside another against 0.121 s alone at
-/// two (1.43x), the pointwise attack of JEM-1 on 16 inputs 240 s against 166 s (1.45x). Two
-/// tasks at once then take 0.72x the time of the two one after the other.
+/// two (1.43x), the pointwise attack of JEM-1 on 16 inputs 240 s against 166 s (1.45x). In the
+/// first whole `reproduce all` with two at a time (99.1 min) the tasks ranged from 0.82x (the
+/// pointwise attack, 27.1 min against 32.9) through 1.6-1.8x (trainings, PGD) to 2.0x (the
+/// boundary attack, 30.0 against 15.1); weighted by time, 195 task-minutes against 137 alone:
+/// 1.43x.
 pub const HALF_CORES_SLOWDOWN: f64 = 1.44;
 
 /// One node of the graph.
