@@ -11,7 +11,7 @@
 
 mod cache;
 mod claims;
-pub(crate) mod exec;
+mod exec;
 mod models;
 mod output;
 mod paper;

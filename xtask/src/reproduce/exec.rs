@@ -196,7 +196,8 @@ pub fn execute(
                     scheduler.finish(index);
                     continue;
                 }
-                say(&bars, &format!("$ {}", describe(&cmd)));
+                let line = describe(&cmd);
+                say(&bars, &format!("$ {line}"));
                 let child = spawn_logged(&mut cmd, &log)?;
                 let bar = bars.add(ProgressBar::new_spinner());
                 bar.set_style(
@@ -209,7 +210,7 @@ pub fn execute(
                     index,
                     task,
                     child,
-                    cmd: describe(&cmd),
+                    cmd: line,
                     log,
                     bar,
                     started,

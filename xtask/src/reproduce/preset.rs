@@ -193,7 +193,9 @@ pub fn cpu() -> Preset {
             // Measured by fig14 (N = 16, 15 units): boundary 18.3 min and pointwise 34 min on
             // 2026-12-01 (its refinement then queried one input at a time); 15.1 and 32.9 min on
             // 2026-12-07 with the inputs in lockstep, which was 0.58x the time side by side on
-            // 8 inputs of JEM-1 at one thread but hardly shows on the whole job.
+            // 8 inputs of JEM-1 at one thread but hardly shows on the whole 2-thread job: the
+            // attack barely uses a second thread (27.1 min at one thread beside another task in
+            // the whole `reproduce all` of 2026-12-07 evening).
             ("boundary", 1.01),
             ("pointwise", 2.19),
         ],

@@ -53,10 +53,11 @@ pub fn tasks<'a>(models: &[&'a ModelRun], jobs: &[&'a PlannedJob]) -> (Vec<Task<
         });
     }
     for job in jobs.iter().filter(|j| !j.cached) {
+        let models = job.job.models();
         let mut after = BTreeSet::new();
         for (index, task) in tasks.iter().enumerate() {
             let needed = match task {
-                Task::Train(run) => job.job.models().contains(&(run.id, run.seed)),
+                Task::Train(run) => models.contains(&(run.id, run.seed)),
                 Task::Job(earlier) => job.after.contains(&earlier.dir),
             };
             if needed {
