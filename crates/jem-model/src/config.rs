@@ -65,6 +65,10 @@ pub struct WrnConfig {
     /// Add a separate `energy_output` head (Linear(64k, 1)) giving log p(x) directly,
     /// instead of logsumexp over the class logits (the reference's `--uncond`).
     pub uncond: bool,
+    /// Spectral normalisation of every convolution and linear layer (see
+    /// [`crate::spectral`]): each uses `W / σ(W)`, bounding the network's Lipschitz constant.
+    /// Off in the paper; IGEBM's stabiliser for energy-based models.
+    pub spectral_norm: bool,
 }
 
 impl Default for WrnConfig {
@@ -79,6 +83,7 @@ impl Default for WrnConfig {
             activation: Activation::LeakyRelu,
             leak: 0.2,
             uncond: false,
+            spectral_norm: false,
         }
     }
 }

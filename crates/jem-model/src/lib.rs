@@ -6,6 +6,7 @@ pub mod error;
 pub mod io;
 pub mod ops;
 pub mod reference;
+pub mod spectral;
 pub mod torch_pickle;
 pub mod wrn;
 

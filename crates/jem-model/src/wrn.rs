@@ -7,6 +7,7 @@ use tch::Tensor;
 use crate::config::{Activation, Norm, WrnConfig};
 use crate::energy::{self, JointEnergyModel};
 use crate::error::{ModelError, Result};
+use crate::spectral::SpectralNorm;
 
 /// Momentum of the batch-norm running statistics, in PyTorch's convention
 /// (`running = (1 - m) * running + m * batch`). The reference builds
@@ -25,6 +26,19 @@ fn torch_default_init(fan_in: i64) -> Init {
     }
 }
 
+/// The spectral normalisation of a layer's `weight`, when the config asks for it.
+fn spectral(vs: &Path, weight: &Tensor, on: bool) -> Result<Option<SpectralNorm>> {
+    on.then(|| SpectralNorm::new(vs, weight)).transpose()
+}
+
+/// The weight a layer computes with: `weight / σ(weight)` under spectral normalisation.
+fn effective_weight(weight: &Tensor, sn: &Option<SpectralNorm>, train: bool) -> Result<Tensor> {
+    match sn {
+        Some(sn) => sn.apply(weight, train),
+        None => Ok(weight.shallow_clone()),
+    }
+}
+
 /// Convolution with bias (all convolutions of the reference WRN have one).
 #[derive(Debug)]
 struct Conv {
@@ -32,22 +46,32 @@ struct Conv {
     bias: Tensor,
     stride: i64,
     padding: i64,
+    sn: Option<SpectralNorm>,
 }
 
 impl Conv {
-    fn new(vs: &Path, c_in: i64, c_out: i64, kernel: i64, stride: i64) -> Result<Self> {
+    fn new(
+        vs: &Path,
+        cfg: &WrnConfig,
+        c_in: i64,
+        c_out: i64,
+        kernel: i64,
+        stride: i64,
+    ) -> Result<Self> {
         let init = torch_default_init(c_in * kernel * kernel);
+        let weight = vs.f_var("weight", &[c_out, c_in, kernel, kernel], init)?;
         Ok(Self {
-            weight: vs.f_var("weight", &[c_out, c_in, kernel, kernel], init)?,
             bias: vs.f_var("bias", &[c_out], init)?,
             stride,
             padding: kernel / 2,
+            sn: spectral(vs, &weight, cfg.spectral_norm)?,
+            weight,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(x.f_conv2d(
-            &self.weight,
+            &effective_weight(&self.weight, &self.sn, train)?,
             Some(&self.bias),
             [self.stride, self.stride],
             [self.padding, self.padding],
@@ -65,19 +89,25 @@ impl Conv {
 struct Linear {
     weight: Tensor,
     bias: Tensor,
+    sn: Option<SpectralNorm>,
 }
 
 impl Linear {
-    fn new(vs: &Path, d_in: i64, d_out: i64) -> Result<Self> {
+    fn new(vs: &Path, cfg: &WrnConfig, d_in: i64, d_out: i64) -> Result<Self> {
         let init = torch_default_init(d_in);
+        let weight = vs.f_var("weight", &[d_out, d_in], init)?;
         Ok(Self {
-            weight: vs.f_var("weight", &[d_out, d_in], init)?,
             bias: vs.f_var("bias", &[d_out], init)?,
+            sn: spectral(vs, &weight, cfg.spectral_norm)?,
+            weight,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_linear(&self.weight, Some(&self.bias))?)
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(x.f_linear(
+            &effective_weight(&self.weight, &self.sn, train)?,
+            Some(&self.bias),
+        )?)
     }
 
     fn num_parameters(&self) -> i64 {
@@ -219,15 +249,22 @@ impl WideBasic {
     fn new(vs: &Path, cfg: &WrnConfig, c_in: i64, c_out: i64, stride: i64) -> Result<Self> {
         let shortcut = if stride != 1 || c_in != c_out {
             // The reference wraps the projection in nn.Sequential, hence the ".0".
-            Some(Conv::new(&(vs / "shortcut" / 0), c_in, c_out, 1, stride)?)
+            Some(Conv::new(
+                &(vs / "shortcut" / 0),
+                cfg,
+                c_in,
+                c_out,
+                1,
+                stride,
+            )?)
         } else {
             None
         };
         Ok(Self {
             bn1: NormLayer::new(&(vs / "bn1"), cfg.norm, c_in)?,
-            conv1: Conv::new(&(vs / "conv1"), c_in, c_out, 3, 1)?,
+            conv1: Conv::new(&(vs / "conv1"), cfg, c_in, c_out, 3, 1)?,
             bn2: NormLayer::new(&(vs / "bn2"), cfg.norm, c_out)?,
-            conv2: Conv::new(&(vs / "conv2"), c_out, c_out, 3, stride)?,
+            conv2: Conv::new(&(vs / "conv2"), cfg, c_out, c_out, 3, stride)?,
             shortcut,
             dropout: cfg.dropout,
             act: Act::of(cfg),
@@ -237,15 +274,15 @@ impl WideBasic {
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut out = self
             .conv1
-            .forward(&self.act.apply(&self.bn1.forward(x, train)?)?)?;
+            .forward(&self.act.apply(&self.bn1.forward(x, train)?)?, train)?;
         if self.dropout > 0.0 {
             out = out.f_dropout(self.dropout, train)?;
         }
         let out = self
             .conv2
-            .forward(&self.act.apply(&self.bn2.forward(&out, train)?)?)?;
+            .forward(&self.act.apply(&self.bn2.forward(&out, train)?)?, train)?;
         let skip = match &self.shortcut {
-            Some(conv) => conv.forward(x)?,
+            Some(conv) => conv.forward(x, train)?,
             None => x.shallow_clone(),
         };
         Ok(out.f_add(&skip)?)
@@ -282,7 +319,7 @@ impl WideResNet {
         config.check()?;
         let f = vs / "f";
         let [c0, c1, c2, c3] = config.stage_channels().map(|c| c as i64);
-        let conv1 = Conv::new(&(&f / "conv1"), config.in_channels as i64, c0, 3, 1)?;
+        let conv1 = Conv::new(&(&f / "conv1"), config, config.in_channels as i64, c0, 3, 1)?;
         let mut blocks = Vec::with_capacity(3 * config.blocks_per_stage());
         let mut c_in = c0;
         for (stage, (c_out, stride)) in [(c1, 1), (c2, 2), (c3, 2)].into_iter().enumerate() {
@@ -301,9 +338,14 @@ impl WideResNet {
             }
         }
         let bn1 = NormLayer::new(&(&f / "bn1"), config.norm, c3)?;
-        let class_output = Linear::new(&(vs / "class_output"), c3, config.num_classes as i64)?;
+        let class_output = Linear::new(
+            &(vs / "class_output"),
+            config,
+            c3,
+            config.num_classes as i64,
+        )?;
         let energy_output = if config.uncond {
-            Some(Linear::new(&(vs / "energy_output"), c3, 1)?)
+            Some(Linear::new(&(vs / "energy_output"), config, c3, 1)?)
         } else {
             None
         };
@@ -371,7 +413,7 @@ impl WideResNet {
     /// The pooled penultimate features `[N, 64k]` (the reference `f(x)`).
     pub fn f_features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.check_input(x)?;
-        let mut out = self.conv1.forward(x)?;
+        let mut out = self.conv1.forward(x, train)?;
         for block in &self.blocks {
             out = block.forward(&out, train)?;
         }
@@ -383,12 +425,18 @@ impl WideResNet {
 
     /// Class logits `[N, num_classes]`, checking the input shape first.
     pub fn f_forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.class_output.forward(&self.f_features(x, train)?)
+        self.class_output
+            .forward(&self.f_features(x, train)?, train)
     }
 
-    fn log_px_from_features(&self, features: &Tensor, logits: &Tensor) -> Result<Tensor> {
+    fn log_px_from_features(
+        &self,
+        features: &Tensor,
+        logits: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
         match &self.energy_output {
-            Some(head) => Ok(head.forward(features)?.f_squeeze_dim(1)?),
+            Some(head) => Ok(head.forward(features, train)?.f_squeeze_dim(1)?),
             None => energy::log_px_from_logits(logits),
         }
     }
@@ -414,8 +462,8 @@ impl JointEnergyModel for WideResNet {
 
     fn logits_and_log_px(&self, x: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let features = self.f_features(x, train)?;
-        let logits = self.class_output.forward(&features)?;
-        let log_px = self.log_px_from_features(&features, &logits)?;
+        let logits = self.class_output.forward(&features, train)?;
+        let log_px = self.log_px_from_features(&features, &logits, train)?;
         Ok((logits, log_px))
     }
 }
