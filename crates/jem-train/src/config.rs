@@ -411,6 +411,30 @@ impl TrainConfig {
         self.recovery.check()
     }
 
+    /// Checks what needs the training split's size: every `decay_iterations` entry falls
+    /// inside the run, which trains `min(max_iterations, epochs × iterations_per_epoch)`
+    /// iterations. ([`TrainConfig::check`] compares them with `max_iterations` alone: with too
+    /// few `epochs` a longer schedule would silently stop before its decay.)
+    pub fn check_schedule(&self, iterations_per_epoch: u64) -> Result<()> {
+        let by_epochs = self.epochs as u64 * iterations_per_epoch;
+        let Some(&late) = self.decay_iterations.last() else {
+            return Ok(());
+        };
+        if late < by_epochs.min(self.max_iterations.unwrap_or(u64::MAX)) {
+            return Ok(());
+        }
+        let epochs_needed = late / iterations_per_epoch.max(1) + 1;
+        Err(TrainError::invalid(
+            "train.decay_iterations",
+            format!("{:?}", self.decay_iterations),
+            format!(
+                "iterations < {by_epochs}, the iterations train.epochs = {} allows at {iterations_per_epoch} \
+                 per epoch (a decay at {late} would never happen; train.epochs = {epochs_needed} reaches it)",
+                self.epochs
+            ),
+        ))
+    }
+
     /// Learning rate of `iteration` (0-based) in `epoch` before any recovery scaling:
     /// staircase decay (`decay_epochs` reached by `epoch` plus `decay_iterations` reached by
     /// `iteration`) times the linear warmup factor `min(1, (iteration + 1) / warmup_iters)`.

@@ -208,3 +208,35 @@ fn lr_schedule_is_warmup_times_staircase() {
     assert_eq!(c.lr_at(20, 1), 0.5);
     assert_eq!(c.lr_at(30, 2), 0.125);
 }
+
+#[test]
+fn a_decay_beyond_the_epochs_is_rejected_with_the_epochs_that_reach_it() {
+    // The cpu preset's 3 epochs of 1718 iterations with a 7600-iteration schedule: the run
+    // would stop at 5154 and never decay at 7060.
+    let mut c = RunConfig::default().train;
+    c.epochs = 3;
+    c.max_iterations = Some(7600);
+    c.decay_epochs = vec![];
+    c.decay_iterations = vec![7060];
+    c.check().unwrap();
+    let msg = match c.check_schedule(1718) {
+        Err(TrainError::InvalidConfig(e)) => e.to_string(),
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    for part in [
+        "train.decay_iterations",
+        "[7060]",
+        "5154",
+        "train.epochs = 5",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing from: {msg}");
+    }
+    c.epochs = 5;
+    c.check_schedule(1718).unwrap();
+    // Without max_iterations the epochs alone bound the run.
+    c.max_iterations = None;
+    c.decay_iterations = vec![8590];
+    assert!(c.check_schedule(1718).is_err());
+    c.decay_iterations = vec![8589];
+    c.check_schedule(1718).unwrap();
+}

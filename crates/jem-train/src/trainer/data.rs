@@ -83,6 +83,7 @@ pub(super) fn prepare(cfg: &RunConfig, data: TrainData) -> Result<Prepared> {
             "{n} training examples make no full batch of {b} (data.drop_last = true)"
         )));
     }
+    cfg.train.check_schedule(iterations_per_epoch)?;
     let side = train.image_shape()[1].min(train.image_shape()[2]);
     if d.augment && d.pad >= side {
         return Err(TrainError::invalid(
