@@ -411,16 +411,16 @@ impl TrainConfig {
         self.recovery.check()
     }
 
-    /// Checks what needs the training split's size: every `decay_iterations` entry falls
-    /// inside the run, which trains `min(max_iterations, epochs × iterations_per_epoch)`
-    /// iterations. ([`TrainConfig::check`] compares them with `max_iterations` alone: with too
-    /// few `epochs` a longer schedule would silently stop before its decay.)
+    /// Checks what needs the training split's size, after [`TrainConfig::check`]: every
+    /// `decay_iterations` entry falls within the `epochs × iterations_per_epoch` iterations the
+    /// epochs allow. (`check` compares them with `max_iterations`; with too few `epochs` a longer
+    /// schedule would silently stop before its decay.)
     pub fn check_schedule(&self, iterations_per_epoch: u64) -> Result<()> {
         let by_epochs = self.epochs as u64 * iterations_per_epoch;
         let Some(&late) = self.decay_iterations.last() else {
             return Ok(());
         };
-        if late < by_epochs.min(self.max_iterations.unwrap_or(u64::MAX)) {
+        if late < by_epochs {
             return Ok(());
         }
         let epochs_needed = late / iterations_per_epoch.max(1) + 1;
