@@ -52,12 +52,13 @@ pub struct BenchArgs {
     /// Where bench.md and bench.json go (default: runs/bench).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Arithmetic of jem's SGLD passes (`train.sgld_precision`), as the cpu preset trains: `bf16`
-    /// (bfloat16 autocast) or `fp32`. The peer always runs in float32.
-    #[arg(long, default_value = "bf16", value_parser = ["fp32", "bf16"])]
+    /// Arithmetic of jem's SGLD passes (`train.sgld_precision`), as the cpu preset trains: `auto`
+    /// (bfloat16 autocast where the CPU computes bfloat16 natively, float32 elsewhere), `bf16`
+    /// or `fp32`. The peer always runs in float32.
+    #[arg(long, default_value = "auto", value_parser = ["fp32", "bf16", "auto"])]
     pub sgld_precision: String,
-    /// Arithmetic of jem's training passes (`train.train_precision`): `fp32` or `bf16`.
-    #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16"])]
+    /// Arithmetic of jem's training passes (`train.train_precision`): `fp32`, `bf16` or `auto`.
+    #[arg(long, default_value = "fp32", value_parser = ["fp32", "bf16", "auto"])]
     pub train_precision: String,
 }
 

@@ -50,19 +50,21 @@ pub struct BenchStepArgs {
     /// Time only the plain classifier step.
     #[arg(long)]
     skip_jem: bool,
-    /// Arithmetic of jem's SGLD passes (`train.sgld_precision`): fp32 (the peer's) or bf16.
+    /// Arithmetic of jem's SGLD passes (`train.sgld_precision`): fp32 (the peer's), bf16, or
+    /// auto (bf16 where the CPU computes it natively, as the cpu preset trains).
     #[arg(long, value_enum, default_value = "fp32")]
     sgld_precision: PrecisionArg,
-    /// Arithmetic of jem's training passes (`train.train_precision`): fp32 or bf16.
+    /// Arithmetic of jem's training passes (`train.train_precision`): fp32, bf16 or auto.
     #[arg(long, value_enum, default_value = "fp32")]
     train_precision: PrecisionArg,
 }
 
-/// `fp32` or `bf16` on the command line.
+/// `fp32`, `bf16` or `auto` on the command line.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum PrecisionArg {
     Fp32,
     Bf16,
+    Auto,
 }
 
 impl From<PrecisionArg> for jem_model::Precision {
@@ -70,6 +72,7 @@ impl From<PrecisionArg> for jem_model::Precision {
         match p {
             PrecisionArg::Fp32 => jem_model::Precision::Fp32,
             PrecisionArg::Bf16 => jem_model::Precision::Bf16,
+            PrecisionArg::Auto => jem_model::Precision::Auto,
         }
     }
 }
@@ -135,8 +138,9 @@ pub fn run(args: &BenchStepArgs, device: Device, threads: Option<i32>) -> Result
         "batch": args.batch,
         "sgld_steps": args.sgld_steps,
         "threads": tch::get_num_threads(),
-        "sgld_precision": format!("{:?}", jem_model::Precision::from(args.sgld_precision)).to_lowercase(),
-        "train_precision": format!("{:?}", jem_model::Precision::from(args.train_precision)).to_lowercase(),
+        // What ran: `auto` resolved for this device.
+        "sgld_precision": jem_model::Precision::from(args.sgld_precision).resolve(device).name(),
+        "train_precision": jem_model::Precision::from(args.train_precision).resolve(device).name(),
         "allocator": allocator(),
         "params": params,
         "gmacs_per_image_fwd": macs / 1e9,

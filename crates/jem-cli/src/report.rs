@@ -154,6 +154,8 @@ pub fn train_summary(s: &jem_train::TrainSummary) -> r::TrainSummary {
         wall_time_s,
         stop_reason,
         complete,
+        sgld_precision,
+        train_precision,
     } = s;
     r::TrainSummary {
         run_dir: run_dir.clone(),
@@ -180,6 +182,8 @@ pub fn train_summary(s: &jem_train::TrainSummary) -> r::TrainSummary {
             jem_train::StopReason::Stopped => r::StopReason::Stopped,
         },
         complete: *complete,
+        sgld_precision: sgld_precision.map(|p| p.name().to_string()),
+        train_precision: train_precision.map(|p| p.name().to_string()),
     }
 }
 
@@ -189,14 +193,28 @@ mod tests {
 
     #[test]
     fn the_trainers_summary_json_parses_as_the_shared_report() {
-        for (mode, stop) in [
-            (jem_train::Mode::Jem, jem_train::StopReason::TimeBudget),
+        use jem_model::Precision;
+        for (mode, stop, precision) in [
+            (
+                jem_train::Mode::Jem,
+                jem_train::StopReason::TimeBudget,
+                Some(Precision::Bf16),
+            ),
             (
                 jem_train::Mode::Baseline,
                 jem_train::StopReason::MaxIterations,
+                Some(Precision::Fp32),
             ),
-            (jem_train::Mode::Factored, jem_train::StopReason::Stopped),
-            (jem_train::Mode::Jem, jem_train::StopReason::Completed),
+            (
+                jem_train::Mode::Factored,
+                jem_train::StopReason::Stopped,
+                None,
+            ),
+            (
+                jem_train::Mode::Jem,
+                jem_train::StopReason::Completed,
+                Some(Precision::Fp32),
+            ),
         ] {
             let summary = jem_train::TrainSummary {
                 run_dir: "runs/x".into(),
@@ -214,6 +232,8 @@ mod tests {
                 wall_time_s: 3.5,
                 stop_reason: stop,
                 complete: stop.is_complete(),
+                sgld_precision: precision,
+                train_precision: precision.map(|_| Precision::Fp32),
             };
             // What jem-train writes to summary.json, read as xtask reads it.
             let text = serde_json::to_string_pretty(&summary).unwrap();

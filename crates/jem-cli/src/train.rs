@@ -131,6 +131,9 @@ fn print_summary(s: &jem_report::TrainSummary) {
             .unwrap_or_else(|| "-".into())
     );
     println!("| divergence recoveries | {} |", s.recoveries);
+    if let (Some(sgld), Some(train)) = (&s.sgld_precision, &s.train_precision) {
+        println!("| SGLD / training arithmetic | {sgld} / {train} |");
+    }
     println!("| wall time | {:.1} min |", s.wall_time_s / 60.0);
     println!("| stopped because | {:?} |", s.stop_reason);
     if !s.model_checkpoint.is_empty() {

@@ -67,6 +67,14 @@ pub struct TrainSummary {
     /// Ctrl-C): its numbers are not the configured recipe's.
     #[serde(default = "yes")]
     pub complete: bool,
+    /// The arithmetic the SGLD passes ran in (`fp32` or `bf16`; `train.sgld_precision = "auto"`
+    /// resolved for the machine). `None` for imported runs and summaries written before this
+    /// field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sgld_precision: Option<String>,
+    /// The same for the training passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_precision: Option<String>,
 }
 
 fn yes() -> bool {

@@ -33,6 +33,8 @@ fn summary() -> TrainSummary {
         planned_iterations: 4000,
         model_checkpoint: "best.ckpt".into(),
         complete: false,
+        sgld_precision: Some("bf16".into()),
+        train_precision: Some("fp32".into()),
     }
 }
 
@@ -51,6 +53,7 @@ fn train_summary_round_trips_and_reads_the_trainers_json() {
     assert_eq!(s.stop_reason, StopReason::MaxIterations);
     assert_eq!(s.reported_test_acc(), Some(0.8875));
     assert!(s.is_finished());
+    assert_eq!(s.sgld_precision, None, "summaries before the field existed");
     let stopped = TrainSummary {
         stop_reason: StopReason::Stopped,
         best_test_acc: None,

@@ -193,10 +193,13 @@ pub struct TrainConfig {
     pub energy_l2: f64,
     /// Clip the global L2 norm of the parameter gradient to this value.
     pub grad_clip: Option<f64>,
-    /// Arithmetic of the SGLD passes: `fp32`, or `bf16` (bfloat16 autocast; about 1.7-2x faster
-    /// SGLD steps on CPUs with AVX-512 BF16, measured on WRN-10-1 and WRN-10-2).
+    /// Arithmetic of the SGLD passes: `fp32`, `bf16` (bfloat16 autocast; about 1.7-2x faster
+    /// SGLD steps on CPUs with AVX-512 BF16, measured on WRN-10-1 and WRN-10-2; 9-12x *slower*
+    /// on an AVX2-only CPU, which emulates it), or `auto` (bf16 where the device computes it
+    /// natively, fp32 elsewhere: [`jem_model::ops::native_bf16`]).
     pub sgld_precision: Precision,
-    /// Arithmetic of the training passes (forward and backward of the loss): `fp32` or `bf16`.
+    /// Arithmetic of the training passes (forward and backward of the loss): `fp32`, `bf16` or
+    /// `auto`.
     pub train_precision: Precision,
     /// Iterations between diagnostics lines in `metrics.jsonl`.
     pub log_every: u64,

@@ -215,6 +215,9 @@ pub fn import_reference(source: &Path, cfg: RunConfig, run_dir: &Path) -> Result
         wall_time_s: 0.0,
         stop_reason: StopReason::Completed,
         complete: true,
+        // Nothing was trained here.
+        sgld_precision: None,
+        train_precision: None,
     };
     let summary_path = run_dir.join(files::SUMMARY);
     let text = serde_json::to_string_pretty(&summary)

@@ -41,10 +41,11 @@ fn shipped_configs_parse_and_pass_check() {
     assert!(cpu.train.max_minutes.is_some());
     assert_eq!(cpu.sampler.sgld.clamp, Some((-1.0, 1.0)));
     // The generating recipe (README, "The generative half"): class-conditional Gaussian starts,
-    // one buffer slice per class, a p(x) weight of 0.1, bf16 SGLD, a schedule in iterations.
+    // one buffer slice per class, a p(x) weight of 0.1, bf16 SGLD where the CPU has native
+    // bfloat16 (fp32 elsewhere), a schedule in iterations.
     assert_eq!(cpu.sampler.buffer.init, jem_sampler::InitKind::Gaussian);
     assert!(cpu.sampler.buffer.class_conditional);
-    assert_eq!(cpu.train.sgld_precision, jem_model::Precision::Bf16);
+    assert_eq!(cpu.train.sgld_precision, jem_model::Precision::Auto);
     assert_eq!(cpu.train.px_weight, 0.1);
     assert!(cpu.train.max_iterations.is_some());
     assert!(cpu.train.decay_epochs.is_empty());

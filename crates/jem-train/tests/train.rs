@@ -63,9 +63,15 @@ fn jem_learns_and_data_is_more_likely_than_noise() {
     let mut cfg = tiny_config(Mode::Jem);
     cfg.train.epochs = 4;
     cfg.train.sample_every = 24;
+    cfg.train.sgld_precision = jem_model::Precision::Auto;
     let s = train_with_data(cfg, data(), dir.path(), Device::Cpu, &mut NoopObserver).unwrap();
     assert_eq!(s.recoveries, 0);
     assert!(s.final_test_acc.unwrap() > 0.8, "{s:?}");
+    // The summary says what `auto` became on this CPU, not "auto".
+    let native = jem_model::ops::native_bf16(Device::Cpu);
+    let expected = [jem_model::Precision::Fp32, jem_model::Precision::Bf16][native as usize];
+    assert_eq!(s.sgld_precision, Some(expected));
+    assert_eq!(s.train_precision, Some(jem_model::Precision::Fp32));
     let lines = train_lines(dir.path());
     let (first, last) = (&lines[0], lines.last().unwrap());
     assert!(last.ce < first.ce, "ce {} -> {}", first.ce, last.ce);

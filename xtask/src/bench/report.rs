@@ -114,8 +114,8 @@ fn jem_allocator(results: &[ConfigResult]) -> String {
     )
 }
 
-/// The thread counts each side reported, e.g. `2` or `2, 3` when rounds differ.
-fn reported_threads(results: &[ConfigResult], side: Side) -> String {
+/// The values a side reported under `key` over all rounds, e.g. `2` or `2, 3` when rounds differ.
+fn reported(results: &[ConfigResult], side: Side, key: &str) -> String {
     let mut seen: Vec<String> = Vec::new();
     for round in results.iter().flat_map(|r| &r.rounds) {
         let run = match side {
@@ -123,7 +123,11 @@ fn reported_threads(results: &[ConfigResult], side: Side) -> String {
             Side::Jem => Some(&round.jem),
         };
         if let Some(run) = run {
-            let t = run.json["threads"].to_string();
+            let t = match &run.json[key] {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => "not reported".into(),
+                other => other.to_string(),
+            };
             if !seen.contains(&t) {
                 seen.push(t);
             }
@@ -246,8 +250,14 @@ pub fn markdown(results: &[ConfigResult], info: &RunInfo) -> String {
     md.push_str(&format!(
         "- both processes started with `{}`; intra-op threads reported by the peer: {}, by jem: {}\n",
         env.join(" "),
-        reported_threads(results, Side::Peer),
-        reported_threads(results, Side::Jem),
+        reported(results, Side::Peer, "threads"),
+        reported(results, Side::Jem, "threads"),
+    ));
+    md.push_str(&format!(
+        "- jem's arithmetic as it reported it: SGLD passes {}, training passes {} (`auto` runs bf16 \
+         only where the CPU computes bfloat16 natively); the peer runs float32\n",
+        reported(results, Side::Jem, "sgld_precision"),
+        reported(results, Side::Jem, "train_precision"),
     ));
     md.push_str(&format!("- {}\n", jem_allocator(results)));
     md.push_str(&format!(
@@ -355,8 +365,28 @@ mod tests {
             "`OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824`"
         ));
         assert!(md.contains("reported by the peer: 2, by jem: 2"), "{md}");
+        // No precision in these rounds' JSON (an older jem): said, not invented.
+        assert!(
+            md.contains("SGLD passes not reported, training passes not reported"),
+            "{md}"
+        );
         assert!(md.contains("mallopt(M_MMAP_THRESHOLD, 268435456)"), "{md}");
         assert!(md.contains(", the same values"), "{md}");
+    }
+
+    #[test]
+    fn jems_reported_arithmetic_is_named_once_or_per_distinct_value() {
+        let mut rounds = with_allocator(rounds(), MMAP_THRESHOLD);
+        for (i, r) in rounds.iter_mut().enumerate() {
+            r.jem.json["sgld_precision"] = json!(if i == 0 { "fp32" } else { "bf16" });
+            r.jem.json["train_precision"] = json!("fp32");
+        }
+        let result = ConfigResult::new(&CONFIGS[0], vec![], rounds).unwrap();
+        let md = markdown(&[result], &info(true));
+        assert!(
+            md.contains("SGLD passes fp32, bf16, training passes fp32 (`auto`"),
+            "{md}"
+        );
     }
 
     #[test]

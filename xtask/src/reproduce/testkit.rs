@@ -37,6 +37,8 @@ pub fn summary(id: ModelId, acc: f64) -> TrainSummary {
         planned_iterations: 100,
         model_checkpoint: "best.ckpt".into(),
         complete: true,
+        sgld_precision: Some("fp32".into()),
+        train_precision: Some("fp32".into()),
     }
 }
 
